@@ -1,0 +1,81 @@
+//! The archive on HDFS through hdrs (libhdfs over JNI). hdrs calls block: the caller runs
+//! them off the async runtime. The process needs libjvm on its library path and the Hadoop
+//! client jars in `CLASSPATH` (`scripts/services.sh env` prints both).
+
+use std::io::{Read, Write};
+
+use hdrs::{Client, ClientBuilder};
+
+use super::{Store, StoreError};
+
+/// An archive rooted at `/` of an HDFS file system.
+pub struct HdfsStore {
+    url: String,
+    client: Client,
+}
+
+impl std::fmt::Debug for HdfsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HdfsStore").field("url", &self.url).finish()
+    }
+}
+
+impl HdfsStore {
+    /// Connects to the NameNode at `url` (`hdfs://host:port`) and checks it answers.
+    pub fn connect(url: &str) -> Result<HdfsStore, StoreError> {
+        let wrap = |op| move |source| StoreError { op, path: url.to_owned(), source };
+        let client = ClientBuilder::new(url).connect().map_err(wrap("connect to"))?;
+        // libhdfs connects lazily: ask for the root so an unreachable NameNode fails here.
+        client.metadata("/").map_err(wrap("reach the NameNode at"))?;
+        Ok(HdfsStore { url: url.to_owned(), client })
+    }
+}
+
+fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError { op, path: path.to_owned(), source }
+}
+
+impl Store for HdfsStore {
+    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = format!("{path}.tmp");
+        let mut f = self
+            .client
+            .open_file()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(err("create", &tmp))?;
+        f.write_all(bytes).map_err(err("write", &tmp))?;
+        // Closing completes the blocks on the DataNode: the data is durable after this.
+        f.try_close().map_err(err("close", &tmp))?;
+        self.client.rename_file(&tmp, path).map_err(err("rename", path))
+    }
+
+    fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
+        let mut f = self.client.open_file().read(true).open(path).map_err(err("open", path))?;
+        let mut out = Vec::new();
+        f.read_to_end(&mut out).map_err(err("read", path))?;
+        Ok(out)
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+        let entries = match self.client.read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(err("list", dir)(e)),
+        };
+        let mut names: Vec<String> = entries
+            .into_inner()
+            .into_iter()
+            .filter_map(|m| m.path().rsplit('/').next().map(str::to_owned))
+            .filter(|n| !n.ends_with(".tmp"))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+}

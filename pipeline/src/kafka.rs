@@ -1,0 +1,215 @@
+//! Kafka adapters through rdkafka: client settings, topic creation, and the embedded broker
+//! (librdkafka's in-process mock cluster) that the server runs when no Kafka is configured.
+//! Real and embedded brokers go through the same consumer and producer code.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::FutureProducer;
+
+use crate::topics;
+
+/// Errors of the Kafka adapters, each saying what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaAdapterError {
+    #[error("cannot create the Kafka {what} for {brokers}: {source}")]
+    Client { what: &'static str, brokers: String, source: KafkaError },
+    #[error("cannot reach the Kafka broker at {brokers} within {timeout:?}: {source}")]
+    Unreachable { brokers: String, timeout: Duration, source: KafkaError },
+    #[error("cannot create topic `{topic}`: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error("cannot subscribe to `{topic}`: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    #[error("the embedded Kafka broker failed to start: {0}")]
+    Embedded(String),
+}
+
+/// The topics ThermoAlert needs, with their settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicPlan {
+    /// Partitions of each topic created (existing topics are left as they are).
+    pub partitions: i32,
+}
+
+impl TopicPlan {
+    /// `(name, extra config)` of every topic.
+    fn topics(&self) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+        vec![
+            (topics::READINGS, vec![("retention.ms", topics::READINGS_RETENTION_MS.to_string())]),
+            (topics::ALERTS, vec![]),
+            (topics::DEAD_LETTERS, vec![]),
+        ]
+    }
+}
+
+fn base_config(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers).set("client.id", "thermoalert");
+    c
+}
+
+/// Creates the missing topics of `plan` on a real broker. Fails with a clear error when the
+/// broker cannot be reached within `timeout`.
+pub async fn ensure_topics(
+    brokers: &str,
+    plan: &TopicPlan,
+    timeout: Duration,
+) -> Result<(), KafkaAdapterError> {
+    let admin: AdminClient<DefaultClientContext> = base_config(brokers)
+        .create()
+        .map_err(|source| KafkaAdapterError::Client { what: "admin client", brokers: brokers.into(), source })?;
+    // Metadata first: an unreachable broker gives one clear error instead of per-topic ones.
+    admin
+        .inner()
+        .fetch_metadata(None, timeout)
+        .map_err(|source| KafkaAdapterError::Unreachable { brokers: brokers.into(), timeout, source })?;
+    let specs = plan.topics();
+    let new_topics: Vec<NewTopic<'_>> = specs
+        .iter()
+        .map(|(name, config)| {
+            config.iter().fold(
+                NewTopic::new(name, plan.partitions, TopicReplication::Fixed(1)),
+                |t, (k, v)| t.set(k, v),
+            )
+        })
+        .collect();
+    let results = admin
+        .create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(timeout)))
+        .await
+        .map_err(|e| KafkaAdapterError::CreateTopic { topic: "*".into(), reason: e.to_string() })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaAdapterError::CreateTopic { topic, reason: code.to_string() });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A consumer in `group`, subscribed to the readings topic. Offsets are committed by the
+/// caller, only once what they cover is durable (`enable.auto.commit=false`).
+pub fn readings_consumer(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaAdapterError> {
+    let consumer: StreamConsumer = base_config(brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .map_err(|source| KafkaAdapterError::Client { what: "consumer", brokers: brokers.into(), source })?;
+    consumer
+        .subscribe(&[topics::READINGS])
+        .map_err(|source| KafkaAdapterError::Subscribe { topic: topics::READINGS.into(), source })?;
+    Ok(consumer)
+}
+
+/// An idempotent producer: retries never duplicate or reorder messages of a partition.
+pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaAdapterError> {
+    base_config(brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .set("compression.type", "lz4")
+        .create()
+        .map_err(|source| KafkaAdapterError::Client { what: "producer", brokers: brokers.into(), source })
+}
+
+/// librdkafka's in-process mock cluster, on a random loopback port, with ThermoAlert's topics
+/// created. It lives on a thread of its own (the mock is neither `Send` nor `Sync`) until the
+/// value is dropped. Memory only: what it holds is gone when the process ends.
+pub struct EmbeddedBroker {
+    bootstrap: String,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl EmbeddedBroker {
+    pub fn start(plan: &TopicPlan) -> Result<EmbeddedBroker, KafkaAdapterError> {
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let specs: Vec<&'static str> = plan.topics().into_iter().map(|(name, _)| name).collect();
+        let partitions = plan.partitions;
+        let thread = thread::Builder::new()
+            .name("embedded-kafka".into())
+            .spawn(move || {
+                let cluster = match MockCluster::new(1) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                for name in specs {
+                    if let Err(e) = cluster.create_topic(name, partitions, 1) {
+                        let _ = ready_tx.send(Err(format!("topic {name}: {e}")));
+                        return;
+                    }
+                }
+                let _ = ready_tx.send(Ok(cluster.bootstrap_servers()));
+                // Blocks until the owner drops us (or its sender).
+                let _ = stop_rx.recv();
+                drop(cluster);
+            })
+            .map_err(|e| KafkaAdapterError::Embedded(e.to_string()))?;
+        let bootstrap = ready_rx
+            .recv()
+            .map_err(|_| KafkaAdapterError::Embedded("broker thread ended early".into()))?
+            .map_err(KafkaAdapterError::Embedded)?;
+        Ok(EmbeddedBroker { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+    }
+
+    /// The `bootstrap.servers` value clients connect to.
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+}
+
+impl Drop for EmbeddedBroker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Message;
+    use rdkafka::producer::FutureRecord;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_broker_carries_readings_from_producer_to_group_consumer() {
+        let broker = EmbeddedBroker::start(&TopicPlan { partitions: 2 }).unwrap();
+        let producer = producer(broker.bootstrap_servers()).unwrap();
+        for i in 0..10 {
+            let payload = format!(r#"{{"timestamp":{i},"sensor_id":"s{i}","temperature":20}}"#);
+            let key = format!("s{i}");
+            producer
+                .send(FutureRecord::to(topics::READINGS).key(&key).payload(&payload), Duration::from_secs(5))
+                .await
+                .unwrap();
+        }
+        let consumer = readings_consumer(broker.bootstrap_servers(), "test-group").unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 10 {
+            let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .expect("messages arrive")
+                .unwrap();
+            seen.push(String::from_utf8(msg.payload().unwrap().to_vec()).unwrap());
+        }
+        seen.sort();
+        assert!(seen[0].contains(r#""sensor_id":"s0""#));
+    }
+}

@@ -1,0 +1,22 @@
+//! ThermoAlert's stream processing.
+//!
+//! The core (always built, also for WASM) is pure: [`model`] types, [`parse`] of raw
+//! messages, [`rules`] and [`episode`]s, the [`processor`] that ties them together, and the
+//! [`simulate`]d sensors. It performs no I/O and reads no clock; callers hand in time.
+//!
+//! I/O adapters sit behind features so the web app can share the core without them:
+//! `kafka` (rdkafka source, sinks, embedded mock broker) and `archive` / `hdfs` (the archive
+//! writer with its local-directory and HDFS backends).
+
+pub mod episode;
+pub mod model;
+pub mod parse;
+pub mod processor;
+pub mod rules;
+pub mod simulate;
+pub mod topics;
+
+#[cfg(feature = "archive")]
+pub mod archive;
+#[cfg(feature = "kafka")]
+pub mod kafka;

@@ -1,0 +1,162 @@
+//! The data ThermoAlert moves around, in the JSON shapes of the design contract
+//! (`../shared/DESIGN.md`): readings in, alerts out. Shared by the server and the browser, so
+//! nothing here does I/O.
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// One temperature measurement as a sensor publishes it on `temperature_data`.
+///
+/// ```json
+/// {"timestamp": 1651234567, "sensor_id": "sensor1", "temperature": 78.5}
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// Event time in epoch seconds, integer or fractional. Serialized as an integer when it
+    /// has no fraction, so a reading written back out looks like the one that came in.
+    #[serde(serialize_with = "seconds")]
+    pub timestamp: f64,
+    pub sensor_id: String,
+    /// Degrees Celsius, always finite once parsed.
+    pub temperature: f64,
+}
+
+impl Reading {
+    /// Event time in whole milliseconds (rounded toward negative infinity), the unit every
+    /// rule and alert id uses so that float noise never changes a result.
+    pub fn event_time_ms(&self) -> i64 {
+        (self.timestamp * 1000.0).floor() as i64
+    }
+}
+
+/// Writes epoch seconds as an integer when they have no fraction.
+fn seconds<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        s.serialize_i64(*value as i64)
+    } else {
+        s.serialize_f64(*value)
+    }
+}
+
+/// How bad a temperature is, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Level {
+    Normal,
+    High,
+    Critical,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Normal => "NORMAL",
+            Level::High => "HIGH",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// What raised an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// A single reading crossed a threshold.
+    Instant,
+    /// The average of an event-time window crossed a threshold.
+    Window,
+    /// A known sensor stopped reporting.
+    Offline,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Instant => "instant",
+            AlertKind::Window => "window",
+            AlertKind::Offline => "offline",
+        }
+    }
+}
+
+/// Where an alert episode stands. Every change is published as a new message carrying the
+/// same `alert_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    Open,
+    Escalated,
+    Cleared,
+}
+
+/// An alert as published on `temperature_alerts` and kept in the archive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Deterministic: kind, sensor and the event time the episode opened at, so replaying
+    /// the same readings yields the same ids (see [`Alert::id_for`]).
+    pub alert_id: String,
+    pub kind: AlertKind,
+    /// `HIGH` or `CRITICAL`; never `NORMAL`.
+    pub severity: Level,
+    pub state: AlertState,
+    pub sensor_id: String,
+    /// Event time (epoch seconds) of the reading that caused this state change.
+    #[serde(serialize_with = "seconds")]
+    pub timestamp: f64,
+    /// The value that caused this state change (°C).
+    pub temperature: f64,
+    /// The threshold it was compared with (°C).
+    pub threshold: f64,
+}
+
+impl Alert {
+    /// The id of the episode of `kind` on `sensor_id` that opened at `opened_ms`.
+    pub fn id_for(kind: AlertKind, sensor_id: &str, opened_ms: i64) -> String {
+        format!("{}-{}-{}", kind.as_str(), sensor_id, opened_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_second_timestamps_round_trip_as_integers() {
+        let r = Reading { timestamp: 1651234567.0, sensor_id: "sensor1".into(), temperature: 78.5 };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"timestamp":1651234567,"sensor_id":"sensor1","temperature":78.5}"#
+        );
+        let frac = Reading { timestamp: 1651234567.25, ..r };
+        assert!(serde_json::to_string(&frac).unwrap().contains("1651234567.25"));
+    }
+
+    #[test]
+    fn event_time_floors_to_milliseconds() {
+        let r = Reading { timestamp: 1.0009, sensor_id: "s".into(), temperature: 0.0 };
+        assert_eq!(r.event_time_ms(), 1000);
+        let neg = Reading { timestamp: -0.0005, ..r };
+        assert_eq!(neg.event_time_ms(), -1);
+    }
+
+    #[test]
+    fn alert_serializes_in_the_contract_shape() {
+        let a = Alert {
+            alert_id: Alert::id_for(AlertKind::Instant, "sensor1", 1_000),
+            kind: AlertKind::Instant,
+            severity: Level::Critical,
+            state: AlertState::Escalated,
+            sensor_id: "sensor1".into(),
+            timestamp: 1.0,
+            temperature: 91.5,
+            threshold: 90.0,
+        };
+        let v: serde_json::Value = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["alert_id"], "instant-sensor1-1000");
+        assert_eq!(v["kind"], "instant");
+        assert_eq!(v["severity"], "CRITICAL");
+        assert_eq!(v["state"], "escalated");
+        assert_eq!(v["timestamp"], 1);
+        let back: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+    }
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what is missing, then runs every test of ThermoAlert: formatting and lints, unit
+# tests, integration tests against the real Kafka and HDFS (started here from Maven Central
+# jars, stopped at the end), and the Playwright tests in Debian's Chromium. Prints how long
+# each phase took. Exit status 0 only if everything passed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+declare -a PHASES=()
+phase() { # <name> <command...>
+  local name=$1; shift
+  local start=$SECONDS
+  echo "==> $name" >&2
+  "$@"
+  PHASES+=("$(printf '%-28s %5ss' "$name" $((SECONDS - start)))")
+}
+report() {
+  local rc=$?
+  echo "==> phase durations" >&2
+  for p in "${PHASES[@]}"; do echo "    $p" >&2; done
+  if [ $rc -ne 0 ]; then
+    echo "==> FAILED (exit $rc); service logs:" >&2
+    LINES_TAIL=80 scripts/services.sh logs >&2 || true
+  fi
+  scripts/services.sh stop >/dev/null 2>&1 || true
+}
+trap report EXIT
+
+lint() {
+  cargo fmt --all --check
+  # The app is compiled for the server and for the browser, never both at once.
+  cargo clippy --workspace --exclude thermoalert-frontend --all-targets --features thermoalert/hdfs -- -D warnings
+  cargo clippy -p thermoalert-frontend --target wasm32-unknown-unknown -- -D warnings
+}
+
+unit() {
+  cargo test --workspace --exclude thermoalert-frontend
+}
+
+integration() {
+  # Tests marked #[ignore] need the real services; they run here, with hdrs's environment.
+  eval "$(scripts/services.sh env)"
+  cargo test -p thermoalert-pipeline --features hdfs --test real_hdfs -- --ignored
+  cargo test -p thermoalert --test real_kafka -- --ignored
+}
+
+phase "setup" scripts/setup.sh
+phase "lint" lint
+phase "unit tests" unit
+phase "start kafka + hdfs" scripts/services.sh start
+phase "integration tests" integration
+phase "browser tests" cargo leptos end-to-end

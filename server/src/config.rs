@@ -1,0 +1,152 @@
+//! The command line: every setting is a flag with a `THERMO_*` environment fallback, and
+//! `--help` is generated from the doc comments here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use thermoalert_pipeline::rules::{DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, Thresholds};
+
+/// ThermoAlert: real-time temperature monitoring and alerting.
+#[derive(Debug, Parser)]
+#[command(name = "thermoalert", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: consume readings, raise alerts, archive, serve the web app (default).
+    Serve(ServeArgs),
+    /// Publish simulated sensor readings to Kafka.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Kafka bootstrap servers (host:port,…). Unset: an embedded in-process broker and a
+    /// built-in simulator feed the pipeline.
+    #[arg(long, env = "THERMO_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// HDFS NameNode URL for the archive (e.g. hdfs://namenode:9000). Unset: the archive
+    /// goes to `<data-dir>/archive`.
+    #[arg(long, env = "THERMO_HDFS_URL")]
+    pub hdfs_url: Option<String>,
+
+    /// Directory for local state: the local archive (and, later, the SQLite index).
+    #[arg(long, env = "THERMO_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Default HIGH threshold in °C (readings strictly above are HIGH).
+    #[arg(long, env = "THERMO_HIGH", default_value_t = DEFAULT_HIGH)]
+    pub high: f64,
+
+    /// Default CRITICAL threshold in °C (readings strictly above are CRITICAL).
+    #[arg(long, env = "THERMO_CRITICAL", default_value_t = DEFAULT_CRITICAL)]
+    pub critical: f64,
+
+    /// How far (°C) below HIGH a value must fall before an alert episode clears.
+    #[arg(long, env = "THERMO_HYSTERESIS", default_value_t = DEFAULT_HYSTERESIS)]
+    pub hysteresis: f64,
+
+    /// Consumer group the server joins.
+    #[arg(long, env = "THERMO_GROUP", default_value = thermoalert_pipeline::topics::CONSUMER_GROUP)]
+    pub group: String,
+
+    /// Partitions of the topics the server creates when they are missing.
+    #[arg(long, env = "THERMO_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+
+    /// How often buffered archive data is written (then Kafka offsets are committed),
+    /// e.g. `10s`, `500ms`, `1m`.
+    #[arg(long, env = "THERMO_FLUSH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub flush_interval: Duration,
+
+    /// Sensors of the built-in simulator (embedded mode only).
+    #[arg(long, env = "THERMO_SIM_SENSORS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub sim_sensors: u32,
+}
+
+impl ServeArgs {
+    /// The default thresholds, checked for consistency.
+    pub fn thresholds(&self) -> anyhow::Result<Thresholds> {
+        let t = Thresholds { high: self.high, critical: self.critical, hysteresis: self.hysteresis };
+        t.validate().map_err(|e| anyhow::anyhow!("invalid thresholds: {e}"))?;
+        Ok(t)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Kafka bootstrap servers (host:port,…) to publish to.
+    #[arg(long, env = "THERMO_KAFKA_BROKERS")]
+    pub kafka_brokers: String,
+
+    /// Number of simulated sensors (`sensor1` … `sensorN`).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sensors: u32,
+
+    /// Readings per second of each sensor.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+
+    /// Stop after this many readings in total (default: run until interrupted).
+    #[arg(long)]
+    pub count: Option<u64>,
+
+    /// Seed of the simulation: the same seed yields the same signals.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 5m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("`{s}` must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_common_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn inverted_thresholds_are_refused_with_a_sentence() {
+        let cli = Cli::try_parse_from(["thermoalert", "serve", "--high", "95", "--critical", "90"]).unwrap();
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
+        let e = args.thresholds().unwrap_err().to_string();
+        assert!(e.contains("must be below the CRITICAL"), "{e}");
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,197 @@
+//! The pipeline task: Kafka readings in, through the pure core, out to the alerts topic, the
+//! dead-letter topic, the archive and the live view.
+//!
+//! Offsets are committed only after the archive batch that covers them is durable and every
+//! alert and dead letter produced from them is acknowledged by the broker: a crash replays
+//! readings, it never loses them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use thermoalert_app::live::LiveHub;
+use thermoalert_pipeline::archive::{ArchiveBuffer, Batch, Store};
+use thermoalert_pipeline::model::Alert;
+use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading};
+use thermoalert_pipeline::processor::Processor;
+use thermoalert_pipeline::topics;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+/// Archive data buffered beyond this is flushed at once rather than at the next tick.
+const FLUSH_BYTES: usize = 8 << 20;
+/// How long a delivery to Kafka may take before it counts as failed and is sent again.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Everything the task needs.
+pub struct Ingest {
+    pub consumer: StreamConsumer,
+    pub producer: FutureProducer,
+    pub processor: Processor,
+    pub store: Arc<dyn Store>,
+    pub hub: LiveHub,
+    pub writer_id: String,
+    pub flush_interval: Duration,
+}
+
+/// A message to the alerts or dead-letter topic, kept until the broker acknowledges it.
+struct Outgoing {
+    topic: &'static str,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    headers: Option<OwnedHeaders>,
+}
+
+fn now_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl Ingest {
+    /// Runs until `shutdown` turns true, then flushes and commits what it has.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let limits = ParseLimits::default();
+        let mut buffer = ArchiveBuffer::new(self.writer_id.clone());
+        let mut outgoing: Vec<Outgoing> = Vec::new();
+        let mut offsets = TopicPartitionList::new();
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut processed: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = tick.tick() => {
+                    self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
+                }
+                msg = self.consumer.recv() => {
+                    let msg = match msg {
+                        Ok(m) => m,
+                        Err(e) => {
+                            warn!("kafka consumer: {e}");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
+                    };
+                    let bytes = msg.payload().unwrap_or_default();
+                    match parse_reading(bytes, now_seconds(), &limits) {
+                        Ok(reading) => {
+                            let level = self.processor.process(&reading, &mut alerts);
+                            buffer.push_reading(&reading);
+                            self.hub.publish_reading(&reading, level);
+                            for alert in alerts.drain(..) {
+                                buffer.push_alert(&alert);
+                                self.hub.publish_alert(&alert);
+                                outgoing.push(Outgoing {
+                                    topic: topics::ALERTS,
+                                    key: alert.sensor_id.clone().into_bytes(),
+                                    payload: serde_json::to_vec(&alert).expect("alerts serialize"),
+                                    headers: None,
+                                });
+                            }
+                        }
+                        Err(rejection) => {
+                            outgoing.push(dead_letter(&msg, bytes, &rejection));
+                        }
+                    }
+                    processed += 1;
+                    offsets
+                        .add_partition_offset(msg.topic(), msg.partition(), Offset::Offset(msg.offset() + 1))
+                        .context("tracking a consumed offset")?;
+                    if buffer.pending_bytes() >= FLUSH_BYTES {
+                        self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
+                    }
+                }
+            }
+        }
+        self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
+        info!(processed, "pipeline stopped");
+        Ok(())
+    }
+
+    /// Makes everything consumed so far durable, then commits its offsets.
+    async fn flush(
+        &self,
+        buffer: &mut ArchiveBuffer,
+        outgoing: &mut Vec<Outgoing>,
+        offsets: &mut TopicPartitionList,
+    ) -> anyhow::Result<()> {
+        if offsets.count() == 0 {
+            return Ok(());
+        }
+        let mut batch = buffer.take_batch();
+        // Retry until the archive takes the batch: committing without it would lose data.
+        loop {
+            let store = Arc::clone(&self.store);
+            let result = tokio::task::spawn_blocking(move || batch.write(store.as_ref()))
+                .await
+                .context("archive writer panicked")?;
+            match result {
+                Ok(_) => break,
+                Err((rest, e)) => {
+                    error!("archive write failed, retrying in 1s: {e}");
+                    batch = rest;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        self.deliver(std::mem::take(outgoing)).await;
+        let to_commit = std::mem::replace(offsets, TopicPartitionList::new());
+        if let Err(e) = self.consumer.commit(&to_commit, CommitMode::Async) {
+            // Not fatal: the next commit covers these offsets too (or a replay does).
+            warn!("offset commit failed: {e}");
+        }
+        Ok(())
+    }
+
+    /// Sends every outgoing message and waits for the broker to acknowledge each, sending
+    /// again what failed: an alert is never dropped.
+    async fn deliver(&self, mut pending: Vec<Outgoing>) {
+        let mut attempt = 0u32;
+        while !pending.is_empty() {
+            let sends = pending.iter().map(|m| {
+                let mut record = FutureRecord::to(m.topic).key(&m.key).payload(&m.payload);
+                if let Some(h) = &m.headers {
+                    record = record.headers(h.clone());
+                }
+                self.producer.send(record, DELIVERY_TIMEOUT)
+            });
+            let results = futures::future::join_all(sends).await;
+            let mut failed = Vec::new();
+            for (m, result) in pending.into_iter().zip(results) {
+                if let Err((e, _)) = result {
+                    warn!(topic = m.topic, "delivery failed, will retry: {e}");
+                    failed.push(m);
+                }
+            }
+            pending = failed;
+            if !pending.is_empty() {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
+            }
+        }
+    }
+}
+
+/// The dead letter of a rejected message: its raw bytes and key unchanged, the reason and
+/// its source in headers.
+fn dead_letter(msg: &impl Message, bytes: &[u8], rejection: &Rejection) -> Outgoing {
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    let detail = rejection.to_string();
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: "thermoalert.reason", value: Some(rejection.code()) })
+        .insert(Header { key: "thermoalert.detail", value: Some(detail.as_str()) })
+        .insert(Header { key: "thermoalert.source.topic", value: Some(msg.topic()) })
+        .insert(Header { key: "thermoalert.source.partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "thermoalert.source.offset", value: Some(offset.as_str()) });
+    Outgoing {
+        topic: topics::DEAD_LETTERS,
+        key: msg.key().unwrap_or_default().to_vec(),
+        payload: bytes.to_vec(),
+        headers: Some(headers),
+    }
+}

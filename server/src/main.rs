@@ -1,0 +1,192 @@
+//! The `thermoalert` binary: parses the command line, wires Kafka (real or embedded), the
+//! pipeline, the archive and the web app together, and runs them until interrupted.
+
+mod config;
+mod feed;
+mod ingest;
+mod web;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use leptos::config::get_configuration;
+use thermoalert_app::live::LiveHub;
+use thermoalert_pipeline::archive::{LocalStore, Store};
+use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
+use thermoalert_pipeline::processor::{Processor, ProcessorConfig};
+use thermoalert_pipeline::simulate::SimulatorConfig;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::config::{Cli, Command, ServeArgs, SimulateArgs};
+
+/// Capacity of the live broadcast: how far a browser may fall behind before it skips ahead.
+const LIVE_CAPACITY: usize = 4096;
+/// How long start-up waits for a configured Kafka broker.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Simulate(args)) => simulate(args).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        // `thermoalert` alone serves, with the flags' environment fallbacks.
+        None => serve(Cli::parse_from(["thermoalert", "serve"]).serve_args()).await,
+    }
+}
+
+impl Cli {
+    fn serve_args(self) -> ServeArgs {
+        match self.command {
+            Some(Command::Serve(args)) => args,
+            _ => unreachable!("parsed from `serve`"),
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let thresholds = args.thresholds()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let plan = TopicPlan { partitions: args.partitions };
+
+    // Kafka: the configured cluster, or an embedded one fed by the built-in simulator.
+    let embedded;
+    let brokers = match &args.kafka_brokers {
+        Some(brokers) => {
+            kafka::ensure_topics(brokers, &plan, BROKER_TIMEOUT)
+                .await
+                .with_context(|| format!("THERMO_KAFKA_BROKERS={brokers}"))?;
+            embedded = None;
+            brokers.clone()
+        }
+        None => {
+            let broker = EmbeddedBroker::start(&plan)?;
+            let bootstrap = broker.bootstrap_servers().to_owned();
+            embedded = Some(broker);
+            bootstrap
+        }
+    };
+
+    let store = open_store(&args)?;
+    let hub = LiveHub::new(LIVE_CAPACITY);
+    info!(
+        kafka = if embedded.is_some() { "embedded (in-process mock cluster)" } else { brokers.as_str() },
+        archive = %store.location(),
+        high = thresholds.high,
+        critical = thresholds.critical,
+        hysteresis = thresholds.hysteresis,
+        "starting ThermoAlert"
+    );
+
+    let mut tasks = tokio::task::JoinSet::new();
+    let ingest = ingest::Ingest {
+        consumer: kafka::readings_consumer(&brokers, &args.group)?,
+        producer: kafka::producer(&brokers)?,
+        processor: Processor::new(ProcessorConfig { defaults: thresholds, ..Default::default() }),
+        store,
+        hub: hub.clone(),
+        writer_id: writer_id(),
+        flush_interval: args.flush_interval,
+    };
+    tasks.spawn(ingest.run(shutdown_rx.clone()));
+    if embedded.is_some() {
+        let feed = feed::Feed {
+            sim: SimulatorConfig { sensors: args.sim_sensors as usize, seed: seed_from_clock(), ..Default::default() },
+            rate: 1.0,
+            count: None,
+            progress: false,
+        };
+        let producer = kafka::producer(&brokers)?;
+        let rx = shutdown_rx.clone();
+        tasks.spawn(async move { feed::run(feed, producer, rx).await.map(|_| ()) });
+    }
+
+    let conf = get_configuration(None).context("reading the Leptos site configuration")?;
+    let addr: SocketAddr = conf.leptos_options.site_addr;
+    let app = web::router(web::AppState { leptos_options: conf.leptos_options, hub });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)"))?;
+    info!("serving http://{addr}");
+    let mut shutdown_web = shutdown_rx.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_web.changed().await;
+            })
+            .await
+            .context("http server")
+    });
+
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("interrupted, shutting down"),
+        Some(result) = tasks.join_next() => {
+            // A task ended on its own: that is an error (they run until shutdown).
+            let _ = shutdown_tx.send(true);
+            result.context("a background task panicked")??;
+            bail!("a background task stopped unexpectedly");
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    while let Some(result) = tasks.join_next().await {
+        result.context("a background task panicked")??;
+    }
+    drop(embedded);
+    Ok(())
+}
+
+fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
+    match &args.hdfs_url {
+        #[cfg(feature = "hdfs")]
+        Some(url) => Ok(Arc::new(
+            thermoalert_pipeline::archive::HdfsStore::connect(url).context("THERMO_HDFS_URL")?,
+        )),
+        #[cfg(not(feature = "hdfs"))]
+        Some(url) => bail!(
+            "THERMO_HDFS_URL={url} is set, but this build has no HDFS support: build with `--features hdfs`"
+        ),
+        None => {
+            let root = args.data_dir.join("archive");
+            std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+            Ok(Arc::new(LocalStore::new(root)))
+        }
+    }
+}
+
+/// A path-safe token unique to this process run, for archive file names.
+fn writer_id() -> String {
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    format!("w{ms}p{}", std::process::id())
+}
+
+fn seed_from_clock() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let producer = kafka::producer(&args.kafka_brokers)?;
+    let (_tx, rx) = watch::channel(false);
+    let feed = feed::Feed {
+        sim: SimulatorConfig { sensors: args.sensors as usize, seed: args.seed, ..Default::default() },
+        rate: args.rate,
+        count: args.count,
+        progress: true,
+    };
+    let sent = tokio::select! {
+        r = feed::run(feed, producer, rx) => r?,
+        _ = tokio::signal::ctrl_c() => 0,
+    };
+    info!(sent, "done");
+    Ok(())
+}

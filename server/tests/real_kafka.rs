@@ -1,0 +1,192 @@
+//! The whole server against the real Kafka started by `scripts/services.sh start kafka`:
+//! readings produced to `temperature_data` come out of the pipeline as alerts on
+//! `temperature_alerts`, dead letters on `temperature_data_dlq`, archive files, and the
+//! server-rendered page.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use thermoalert_pipeline::model::{Alert, AlertState, Level};
+use thermoalert_pipeline::topics;
+
+fn brokers() -> String {
+    std::env::var("THERMO_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// The server process, killed when the test ends; its log is printed if the test failed.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- server log ---\n{log}");
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
+    let log = data_dir.join("server.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
+        .arg("serve")
+        .env("THERMO_KAFKA_BROKERS", brokers())
+        .env("THERMO_GROUP", group)
+        .env("THERMO_DATA_DIR", data_dir)
+        .env("THERMO_FLUSH_INTERVAL", "300ms")
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_OUTPUT_NAME", "thermoalert")
+        .env_remove("THERMO_HDFS_URL")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("the server binary starts");
+    Server { child, log }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+type Received = (Vec<u8>, Vec<(String, String)>);
+
+/// Reads `topic` from the start in a fresh group, keeping the payload and headers of the
+/// messages whose key is `key`, until `enough` says stop (or 90 s pass: the test fails).
+async fn collect(group: &str, topic: &str, key: &str, enough: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    let c: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    c.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut found = Vec::new();
+    while !enough(&found) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out on {topic} for key {key}; got {} messages", found.len());
+        let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else { continue };
+        if m.key() != Some(key.as_bytes()) {
+            continue;
+        }
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                        (h.key.to_owned(), value)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        found.push((m.payload().unwrap_or_default().to_vec(), headers));
+    }
+    found
+}
+
+fn jsonl_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(jsonl_files(&p));
+        } else if p.extension().is_some_and(|x| x == "jsonl") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn count_lines(dir: &Path) -> usize {
+    jsonl_files(dir).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
+async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page() {
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let hot = format!("it{nonce}hot");
+    let bad = format!("it{nonce}bad");
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = start_server(data.path(), &format!("it-{nonce}"), port);
+
+    // An excursion: normal, HIGH, CRITICAL, back to normal; and one malformed message.
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let t0 = (nonce / 1000) as f64 - 60.0;
+    let temps = [70.0, 85.0, 95.0, 70.0];
+    for (i, temp) in temps.iter().enumerate() {
+        let payload =
+            format!(r#"{{"timestamp":{},"sensor_id":"{hot}","temperature":{temp}}}"#, t0 + i as f64);
+        producer
+            .send(FutureRecord::to(topics::READINGS).key(&hot).payload(&payload), Duration::from_secs(60))
+            .await
+            .expect("the broker takes the reading");
+    }
+    let malformed = format!(r#"{{"timestamp":{t0},"sensor_id":"{bad}","temperature":"hot"}}"#);
+    producer
+        .send(FutureRecord::to(topics::READINGS).key(&bad).payload(&malformed), Duration::from_secs(60))
+        .await
+        .expect("the broker takes the malformed message");
+
+    let alerts: Vec<Alert> =
+        collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| f.len() >= 3)
+            .await
+            .into_iter()
+            .map(|(payload, _)| serde_json::from_slice(&payload).expect("alerts are JSON"))
+            .collect();
+    let summary: Vec<_> = alerts.iter().map(|a| (a.state, a.severity, a.temperature)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (AlertState::Open, Level::High, 85.0),
+            (AlertState::Escalated, Level::Critical, 95.0),
+            (AlertState::Cleared, Level::Critical, 70.0),
+        ]
+    );
+    let opened_ms = ((t0 + 1.0) * 1000.0) as i64;
+    assert!(alerts.iter().all(|a| a.alert_id == format!("instant-{hot}-{opened_ms}")));
+
+    let dead = collect(&format!("it-dlq-{nonce}"), topics::DEAD_LETTERS, &bad, |f| !f.is_empty()).await;
+    assert_eq!(dead[0].0, malformed.as_bytes(), "the raw bytes are kept");
+    let reason = dead[0].1.iter().find(|(k, _)| k == "thermoalert.reason").map(|(_, v)| v.as_str());
+    assert_eq!(reason, Some("wrong_type"));
+
+    // The archive holds the four readings and the three alert states.
+    let readings_dir = data.path().join("archive/temperature_data").join(&hot);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count_lines(&readings_dir) < temps.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count_lines(&readings_dir), temps.len());
+    assert_eq!(count_lines(&data.path().join("archive/alerts/instant").join(&hot)), 3);
+
+    // The server-rendered overview shows the sensor.
+    let page = http_get(port, "/").expect("the page is served");
+    assert!(page.contains(&format!("data-sensor=\"{hot}\"")), "overview lacks {hot}");
+}
