@@ -11,7 +11,7 @@ cd "$ROOT"
 
 CARGO_LEPTOS_VERSION=0.3.10
 APT_PACKAGES=(build-essential pkg-config curl ca-certificates openjdk-17-jdk-headless maven
-  chromium kafkacat nodejs npm)
+  chromium kafkacat)
 
 say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -21,6 +21,9 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js may come from elsewhere (NodeSource bundles npm): only the commands matter.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   as_root apt-get update -qq

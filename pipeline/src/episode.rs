@@ -40,13 +40,29 @@ impl Episode {
         match self.open {
             None if level > Level::Normal => {
                 let opened_ms = reading.event_time_ms();
-                self.open = Some(OpenEpisode { opened_ms, severity: level });
-                Some(alert(opened_ms, level, AlertState::Open, thresholds.threshold_of(level)))
+                self.open = Some(OpenEpisode {
+                    opened_ms,
+                    severity: level,
+                });
+                Some(alert(
+                    opened_ms,
+                    level,
+                    AlertState::Open,
+                    thresholds.threshold_of(level),
+                ))
             }
             None => None,
             Some(open) if level > open.severity => {
-                self.open = Some(OpenEpisode { severity: level, ..open });
-                Some(alert(open.opened_ms, level, AlertState::Escalated, thresholds.threshold_of(level)))
+                self.open = Some(OpenEpisode {
+                    severity: level,
+                    ..open
+                });
+                Some(alert(
+                    open.opened_ms,
+                    level,
+                    AlertState::Escalated,
+                    thresholds.threshold_of(level),
+                ))
             }
             Some(open) if thresholds.clears(reading.temperature) => {
                 self.open = None;
@@ -73,7 +89,11 @@ mod tests {
             .iter()
             .enumerate()
             .filter_map(|(i, &temp)| {
-                let r = Reading { timestamp: i as f64, sensor_id: "s1".into(), temperature: temp };
+                let r = Reading {
+                    timestamp: i as f64,
+                    sensor_id: "s1".into(),
+                    temperature: temp,
+                };
                 e.observe(&r, &t)
             })
             .collect()

@@ -30,7 +30,10 @@ pub enum Rejection {
     /// A required field is absent (or `null`).
     MissingField { field: &'static str },
     /// A field has the wrong JSON type.
-    WrongType { field: &'static str, expected: &'static str },
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
     /// The temperature is outside what physics and real sensors allow.
     ImpossibleTemperature { value: f64 },
     /// The timestamp is negative or not a usable number.
@@ -61,7 +64,10 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::TooLarge { bytes } => {
-                write!(f, "message of {bytes} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
+                write!(
+                    f,
+                    "message of {bytes} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"
+                )
             }
             Rejection::BadJson { detail } => write!(f, "not a JSON object: {detail}"),
             Rejection::MissingField { field } => write!(f, "missing field `{field}`"),
@@ -73,7 +79,10 @@ impl fmt::Display for Rejection {
                 "temperature {value} °C is outside {MIN_TEMPERATURE}..={MAX_TEMPERATURE} °C"
             ),
             Rejection::BadTimestamp { value } => {
-                write!(f, "timestamp {value} is not a non-negative epoch time in seconds")
+                write!(
+                    f,
+                    "timestamp {value} is not a non-negative epoch time in seconds"
+                )
             }
             Rejection::BadSensorId { reason } => write!(f, "invalid sensor_id: {reason}"),
             Rejection::FromTheFuture { timestamp, now } => write!(
@@ -96,7 +105,9 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_future_skew_s: 300.0 }
+        ParseLimits {
+            max_future_skew_s: 300.0,
+        }
     }
 }
 
@@ -121,13 +132,20 @@ pub fn parse_reading(bytes: &[u8], now: f64, limits: &ParseLimits) -> Result<Rea
     if !wire.temperature.is_finite()
         || !(MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&wire.temperature)
     {
-        return Err(Rejection::ImpossibleTemperature { value: wire.temperature });
+        return Err(Rejection::ImpossibleTemperature {
+            value: wire.temperature,
+        });
     }
     if !wire.timestamp.is_finite() || wire.timestamp < 0.0 {
-        return Err(Rejection::BadTimestamp { value: wire.timestamp });
+        return Err(Rejection::BadTimestamp {
+            value: wire.timestamp,
+        });
     }
     if wire.timestamp > now + limits.max_future_skew_s {
-        return Err(Rejection::FromTheFuture { timestamp: wire.timestamp, now });
+        return Err(Rejection::FromTheFuture {
+            timestamp: wire.timestamp,
+            now,
+        });
     }
     Ok(Reading {
         timestamp: wire.timestamp,
@@ -140,14 +158,22 @@ pub fn parse_reading(bytes: &[u8], now: f64, limits: &ParseLimits) -> Result<Rea
 fn diagnose(bytes: &[u8]) -> Rejection {
     let value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
-        Err(e) => return Rejection::BadJson { detail: e.to_string() },
+        Err(e) => {
+            return Rejection::BadJson {
+                detail: e.to_string(),
+            };
+        }
     };
     let Some(obj) = value.as_object() else {
-        return Rejection::BadJson { detail: "expected an object".into() };
+        return Rejection::BadJson {
+            detail: "expected an object".into(),
+        };
     };
-    for (field, expected) in
-        [("timestamp", "a number"), ("sensor_id", "a string"), ("temperature", "a number")]
-    {
+    for (field, expected) in [
+        ("timestamp", "a number"),
+        ("sensor_id", "a string"),
+        ("temperature", "a number"),
+    ] {
         match obj.get(field) {
             None | Some(serde_json::Value::Null) => return Rejection::MissingField { field },
             Some(v) if expected == "a string" && !v.is_string() => {
@@ -162,8 +188,12 @@ fn diagnose(bytes: &[u8]) -> Rejection {
     // Every field has the right type, yet the fast path failed: a number that does not fit
     // an f64, or a duplicate key. Report serde's own words.
     match serde_json::from_slice::<Wire<'_>>(bytes) {
-        Err(e) => Rejection::BadJson { detail: e.to_string() },
-        Ok(_) => Rejection::BadJson { detail: "unparseable reading".into() },
+        Err(e) => Rejection::BadJson {
+            detail: e.to_string(),
+        },
+        Ok(_) => Rejection::BadJson {
+            detail: "unparseable reading".into(),
+        },
     }
 }
 
@@ -174,12 +204,19 @@ pub fn validate_sensor_id(id: &str) -> Result<(), Rejection> {
         return Err(Rejection::BadSensorId { reason: "empty" });
     }
     if id.len() > MAX_SENSOR_ID_LEN {
-        return Err(Rejection::BadSensorId { reason: "longer than 64 characters" });
+        return Err(Rejection::BadSensorId {
+            reason: "longer than 64 characters",
+        });
     }
     if id == "." || id == ".." {
-        return Err(Rejection::BadSensorId { reason: "`.` and `..` are not allowed" });
+        return Err(Rejection::BadSensorId {
+            reason: "`.` and `..` are not allowed",
+        });
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
         return Err(Rejection::BadSensorId {
             reason: "only letters, digits, `_`, `.` and `-` are allowed",
         });
@@ -201,7 +238,14 @@ mod tests {
     fn accepts_the_contract_message() {
         let r = parse(r#"{"timestamp": 1651234567, "sensor_id": "sensor1", "temperature": 78.5}"#)
             .unwrap();
-        assert_eq!(r, Reading { timestamp: 1651234567.0, sensor_id: "sensor1".into(), temperature: 78.5 });
+        assert_eq!(
+            r,
+            Reading {
+                timestamp: 1651234567.0,
+                sensor_id: "sensor1".into(),
+                temperature: 78.5
+            }
+        );
     }
 
     #[test]
@@ -218,18 +262,54 @@ mod tests {
             ("not json", "bad_json"),
             ("[1,2]", "bad_json"),
             (r#"{"sensor_id":"s","temperature":1}"#, "missing_field"),
-            (r#"{"timestamp":1,"sensor_id":"s","temperature":null}"#, "missing_field"),
-            (r#"{"timestamp":"1","sensor_id":"s","temperature":1}"#, "wrong_type"),
-            (r#"{"timestamp":1,"sensor_id":7,"temperature":1}"#, "wrong_type"),
-            (r#"{"timestamp":1,"sensor_id":"s","temperature":1e999}"#, "bad_json"),
-            (r#"{"timestamp":1,"sensor_id":"s","temperature":-300}"#, "impossible_temperature"),
-            (r#"{"timestamp":1,"sensor_id":"s","temperature":5000}"#, "impossible_temperature"),
-            (r#"{"timestamp":-1,"sensor_id":"s","temperature":1}"#, "bad_timestamp"),
-            (r#"{"timestamp":1,"sensor_id":"../etc","temperature":1}"#, "bad_sensor_id"),
-            (r#"{"timestamp":1,"sensor_id":"..","temperature":1}"#, "bad_sensor_id"),
-            (r#"{"timestamp":1,"sensor_id":"","temperature":1}"#, "bad_sensor_id"),
-            (r#"{"timestamp":1,"sensor_id":"<b>x</b>","temperature":1}"#, "bad_sensor_id"),
-            (r#"{"timestamp":1e12,"sensor_id":"s","temperature":1}"#, "from_the_future"),
+            (
+                r#"{"timestamp":1,"sensor_id":"s","temperature":null}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"timestamp":"1","sensor_id":"s","temperature":1}"#,
+                "wrong_type",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":7,"temperature":1}"#,
+                "wrong_type",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"s","temperature":1e999}"#,
+                "bad_json",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"s","temperature":-300}"#,
+                "impossible_temperature",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"s","temperature":5000}"#,
+                "impossible_temperature",
+            ),
+            (
+                r#"{"timestamp":-1,"sensor_id":"s","temperature":1}"#,
+                "bad_timestamp",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"../etc","temperature":1}"#,
+                "bad_sensor_id",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"..","temperature":1}"#,
+                "bad_sensor_id",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"","temperature":1}"#,
+                "bad_sensor_id",
+            ),
+            (
+                r#"{"timestamp":1,"sensor_id":"<b>x</b>","temperature":1}"#,
+                "bad_sensor_id",
+            ),
+            (
+                r#"{"timestamp":1e12,"sensor_id":"s","temperature":1}"#,
+                "from_the_future",
+            ),
         ];
         for (input, code) in cases {
             let err = parse(input).expect_err(input);
@@ -239,7 +319,10 @@ mod tests {
 
     #[test]
     fn rejects_oversized_messages_before_parsing() {
-        let big = format!(r#"{{"timestamp":1,"sensor_id":"s","temperature":1,"pad":"{}"}}"#, "x".repeat(5000));
+        let big = format!(
+            r#"{{"timestamp":1,"sensor_id":"s","temperature":1,"pad":"{}"}}"#,
+            "x".repeat(5000)
+        );
         assert_eq!(parse(&big).unwrap_err().code(), "too_large");
     }
 
@@ -252,9 +335,15 @@ mod tests {
 
     #[test]
     fn skew_allows_small_clock_drift() {
-        let ok = format!(r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#, NOW + 299.0);
+        let ok = format!(
+            r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#,
+            NOW + 299.0
+        );
         assert!(parse(&ok).is_ok());
-        let late = format!(r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#, NOW + 301.0);
+        let late = format!(
+            r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#,
+            NOW + 301.0
+        );
         assert!(parse(&late).is_err());
     }
 }

@@ -37,7 +37,10 @@ pub struct Processor {
 
 impl Processor {
     pub fn new(config: ProcessorConfig) -> Self {
-        Processor { config, sensors: HashMap::new() }
+        Processor {
+            config,
+            sensors: HashMap::new(),
+        }
     }
 
     pub fn config(&self) -> &ProcessorConfig {
@@ -57,7 +60,9 @@ impl Processor {
 
     /// The severity of the open instant episode of a sensor, if any.
     pub fn open_severity(&self, sensor_id: &str) -> Option<Level> {
-        self.sensors.get(sensor_id).and_then(|s| s.episode.severity())
+        self.sensors
+            .get(sensor_id)
+            .and_then(|s| s.episode.severity())
     }
 }
 
@@ -67,7 +72,11 @@ mod tests {
     use crate::model::AlertState;
 
     fn reading(sensor: &str, t: f64, temp: f64) -> Reading {
-        Reading { timestamp: t, sensor_id: sensor.into(), temperature: temp }
+        Reading {
+            timestamp: t,
+            sensor_id: sensor.into(),
+            temperature: temp,
+        }
     }
 
     #[test]
@@ -75,12 +84,22 @@ mod tests {
         let mut config = ProcessorConfig::default();
         config.per_sensor.insert(
             "freezer".into(),
-            Thresholds { high: -15.0, critical: -10.0, hysteresis: 1.0 },
+            Thresholds {
+                high: -15.0,
+                critical: -10.0,
+                hysteresis: 1.0,
+            },
         );
         let mut p = Processor::new(config);
         let mut out = Vec::new();
-        assert_eq!(p.process(&reading("freezer", 1.0, -12.0), &mut out), Level::High);
-        assert_eq!(p.process(&reading("oven", 1.0, -12.0), &mut out), Level::Normal);
+        assert_eq!(
+            p.process(&reading("freezer", 1.0, -12.0), &mut out),
+            Level::High
+        );
+        assert_eq!(
+            p.process(&reading("oven", 1.0, -12.0), &mut out),
+            Level::Normal
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].sensor_id, "freezer");
         assert_eq!(out[0].threshold, -15.0);
@@ -95,10 +114,17 @@ mod tests {
         p.process(&reading("a", 2.0, 70.0), &mut out);
         assert_eq!(p.open_severity("a"), None);
         assert_eq!(p.open_severity("b"), Some(Level::Critical));
-        let states: Vec<_> = out.iter().map(|a| (a.sensor_id.as_str(), a.state)).collect();
+        let states: Vec<_> = out
+            .iter()
+            .map(|a| (a.sensor_id.as_str(), a.state))
+            .collect();
         assert_eq!(
             states,
-            vec![("a", AlertState::Open), ("b", AlertState::Open), ("a", AlertState::Cleared)]
+            vec![
+                ("a", AlertState::Open),
+                ("b", AlertState::Open),
+                ("a", AlertState::Cleared)
+            ]
         );
     }
 }

@@ -72,8 +72,13 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The default thresholds, checked for consistency.
     pub fn thresholds(&self) -> anyhow::Result<Thresholds> {
-        let t = Thresholds { high: self.high, critical: self.critical, hysteresis: self.hysteresis };
-        t.validate().map_err(|e| anyhow::anyhow!("invalid thresholds: {e}"))?;
+        let t = Thresholds {
+            high: self.high,
+            critical: self.critical,
+            hysteresis: self.hysteresis,
+        };
+        t.validate()
+            .map_err(|e| anyhow::anyhow!("invalid thresholds: {e}"))?;
         Ok(t)
     }
 }
@@ -104,15 +109,23 @@ pub struct SimulateArgs {
 /// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 5m"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 5m"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "unknown unit `{unit}` in `{s}` (use ms, s, m or h)"
+            ));
+        }
     };
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(format!("`{s}` must be a positive duration"));
@@ -132,14 +145,21 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("not a duration")
+        );
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
     }
 
     #[test]
     fn inverted_thresholds_are_refused_with_a_sentence() {
-        let cli = Cli::try_parse_from(["thermoalert", "serve", "--high", "95", "--critical", "90"]).unwrap();
-        let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
+        let cli = Cli::try_parse_from(["thermoalert", "serve", "--high", "95", "--critical", "90"])
+            .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve")
+        };
         let e = args.thresholds().unwrap_err().to_string();
         assert!(e.contains("must be below the CRITICAL"), "{e}");
     }

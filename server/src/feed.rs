@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rdkafka::producer::{FutureProducer, Producer};
-use rdkafka::producer::FutureRecord;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
 use tokio::sync::watch;
@@ -25,8 +25,15 @@ pub struct Feed {
 
 /// Runs the feed until `count` readings are out or `shutdown` turns true; returns how many
 /// readings the broker acknowledged.
-pub async fn run(feed: Feed, producer: FutureProducer, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<u64> {
-    anyhow::ensure!(feed.rate.is_finite() && feed.rate > 0.0, "the rate must be a positive number of readings per second");
+pub async fn run(
+    feed: Feed,
+    producer: FutureProducer,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        feed.rate.is_finite() && feed.rate > 0.0,
+        "the rate must be a positive number of readings per second"
+    );
     let mut sim = Simulator::new(feed.sim.clone());
     let period = Duration::from_secs_f64(1.0 / feed.rate);
     let mut tick = tokio::time::interval(period);
@@ -40,22 +47,28 @@ pub async fn run(feed: Feed, producer: FutureProducer, mut shutdown: watch::Rece
             _ = shutdown.changed() => break,
             _ = tick.tick() => {}
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         // Whole milliseconds keep the messages short and readable.
         sim.tick((now * 1000.0).round() / 1000.0, &mut readings);
         let mut deliveries = Vec::with_capacity(readings.len());
         for r in readings.drain(..) {
-            if feed.count.is_some_and(|c| sent + deliveries.len() as u64 >= c) {
+            if feed
+                .count
+                .is_some_and(|c| sent + deliveries.len() as u64 >= c)
+            {
                 break;
             }
             let payload = serde_json::to_vec(&r).expect("readings serialize");
-            let record = FutureRecord::to(topics::READINGS).key(&r.sensor_id).payload(&payload);
-            deliveries.push(producer.send(record, Duration::from_secs(30)));
+            deliveries.push(enqueue(&producer, &r.sensor_id, &payload).await);
         }
         for d in futures::future::join_all(deliveries).await {
             match d {
-                Ok(_) => sent += 1,
-                Err((e, _)) => warn!("simulated reading not delivered: {e}"),
+                Ok(Ok(_)) => sent += 1,
+                Ok(Err((e, _))) => warn!("simulated reading not delivered: {e}"),
+                Err(_) => warn!("simulated reading not delivered: producer closed"),
             }
         }
         if feed.progress && last_progress.elapsed() >= Duration::from_secs(2) {
@@ -67,10 +80,29 @@ pub async fn run(feed: Feed, producer: FutureProducer, mut shutdown: watch::Rece
             break 'outer;
         }
     }
-    producer.flush(Duration::from_secs(30)).context("flushing the simulator's producer")?;
+    producer
+        .flush(Duration::from_secs(30))
+        .context("flushing the simulator's producer")?;
     if feed.progress {
         eprintln!();
     }
     info!(sent, "simulator stopped");
     Ok(sent)
+}
+
+/// Hands one reading to the producer's queue, waiting while the queue is full.
+async fn enqueue(producer: &FutureProducer, key: &str, payload: &[u8]) -> DeliveryFuture {
+    loop {
+        let record = FutureRecord::to(topics::READINGS).key(key).payload(payload);
+        match producer.send_result(record) {
+            Ok(delivery) => return delivery,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => {
+                warn!("cannot queue a simulated reading, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
-use thermoalert_pipeline::archive::{ArchiveBuffer, Batch, Store};
+use thermoalert_pipeline::archive::{ArchiveBuffer, Store};
 use thermoalert_pipeline::model::Alert;
 use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading};
 use thermoalert_pipeline::processor::Processor;
@@ -47,7 +47,10 @@ struct Outgoing {
 }
 
 fn now_seconds() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 impl Ingest {
@@ -183,11 +186,26 @@ fn dead_letter(msg: &impl Message, bytes: &[u8], rejection: &Rejection) -> Outgo
     let offset = msg.offset().to_string();
     let detail = rejection.to_string();
     let headers = OwnedHeaders::new()
-        .insert(Header { key: "thermoalert.reason", value: Some(rejection.code()) })
-        .insert(Header { key: "thermoalert.detail", value: Some(detail.as_str()) })
-        .insert(Header { key: "thermoalert.source.topic", value: Some(msg.topic()) })
-        .insert(Header { key: "thermoalert.source.partition", value: Some(partition.as_str()) })
-        .insert(Header { key: "thermoalert.source.offset", value: Some(offset.as_str()) });
+        .insert(Header {
+            key: "thermoalert.reason",
+            value: Some(rejection.code()),
+        })
+        .insert(Header {
+            key: "thermoalert.detail",
+            value: Some(detail.as_str()),
+        })
+        .insert(Header {
+            key: "thermoalert.source.topic",
+            value: Some(msg.topic()),
+        })
+        .insert(Header {
+            key: "thermoalert.source.partition",
+            value: Some(partition.as_str()),
+        })
+        .insert(Header {
+            key: "thermoalert.source.offset",
+            value: Some(offset.as_str()),
+        });
     Outgoing {
         topic: topics::DEAD_LETTERS,
         key: msg.key().unwrap_or_default().to_vec(),

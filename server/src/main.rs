@@ -58,7 +58,9 @@ impl Cli {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let thresholds = args.thresholds()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let plan = TopicPlan { partitions: args.partitions };
+    let plan = TopicPlan {
+        partitions: args.partitions,
+    };
 
     // Kafka: the configured cluster, or an embedded one fed by the built-in simulator.
     let embedded;
@@ -93,7 +95,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ingest = ingest::Ingest {
         consumer: kafka::readings_consumer(&brokers, &args.group)?,
         producer: kafka::producer(&brokers)?,
-        processor: Processor::new(ProcessorConfig { defaults: thresholds, ..Default::default() }),
+        processor: Processor::new(ProcessorConfig {
+            defaults: thresholds,
+            ..Default::default()
+        }),
         store,
         hub: hub.clone(),
         writer_id: writer_id(),
@@ -102,7 +107,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tasks.spawn(ingest.run(shutdown_rx.clone()));
     if embedded.is_some() {
         let feed = feed::Feed {
-            sim: SimulatorConfig { sensors: args.sim_sensors as usize, seed: seed_from_clock(), ..Default::default() },
+            sim: SimulatorConfig {
+                sensors: args.sim_sensors as usize,
+                seed: seed_from_clock(),
+                ..Default::default()
+            },
             rate: 1.0,
             count: None,
             progress: false,
@@ -114,10 +123,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let conf = get_configuration(None).context("reading the Leptos site configuration")?;
     let addr: SocketAddr = conf.leptos_options.site_addr;
-    let app = web::router(web::AppState { leptos_options: conf.leptos_options, hub });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)"))?;
+    let app = web::router(web::AppState {
+        leptos_options: conf.leptos_options,
+        hub,
+    });
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")
+    })?;
     info!("serving http://{addr}");
     let mut shutdown_web = shutdown_rx.clone();
     tasks.spawn(async move {
@@ -158,7 +170,8 @@ fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
         ),
         None => {
             let root = args.data_dir.join("archive");
-            std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+            std::fs::create_dir_all(&root)
+                .with_context(|| format!("creating {}", root.display()))?;
             Ok(Arc::new(LocalStore::new(root)))
         }
     }
@@ -166,19 +179,29 @@ fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
 
 /// A path-safe token unique to this process run, for archive file names.
 fn writer_id() -> String {
-    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     format!("w{ms}p{}", std::process::id())
 }
 
 fn seed_from_clock() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let producer = kafka::producer(&args.kafka_brokers)?;
     let (_tx, rx) = watch::channel(false);
     let feed = feed::Feed {
-        sim: SimulatorConfig { sensors: args.sensors as usize, seed: args.seed, ..Default::default() },
+        sim: SimulatorConfig {
+            sensors: args.sensors as usize,
+            seed: args.seed,
+            ..Default::default()
+        },
         rate: args.rate,
         count: args.count,
         progress: true,

@@ -33,7 +33,10 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream))
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .leptos_routes_with_context(
             &state,
             routes,
@@ -46,14 +49,23 @@ pub fn router(state: AppState) -> Router {
 
 /// `GET /api/stream`: `reading` and `alert` events as they happen. A client that falls
 /// behind skips ahead and receives a `lagged` event with the number of events it missed.
-async fn stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn stream(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = state.hub.subscribe();
     let events = futures::stream::unfold(rx, |mut rx| async move {
         let event = match rx.recv().await {
-            Ok(ev) => Event::default().event(ev.name()).json_data(&ev).unwrap_or_else(|e| {
-                Event::default().event("error").data(format!("unencodable event: {e}"))
-            }),
-            Err(RecvError::Lagged(missed)) => Event::default().event("lagged").data(missed.to_string()),
+            Ok(ev) => Event::default()
+                .event(ev.name())
+                .json_data(&ev)
+                .unwrap_or_else(|e| {
+                    Event::default()
+                        .event("error")
+                        .data(format!("unencodable event: {e}"))
+                }),
+            Err(RecvError::Lagged(missed)) => {
+                Event::default().event("lagged").data(missed.to_string())
+            }
             Err(RecvError::Closed) => return None,
         };
         Some((Ok(event), rx))

@@ -38,7 +38,11 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
@@ -74,7 +78,12 @@ type Received = (Vec<u8>, Vec<(String, String)>);
 
 /// Reads `topic` from the start in a fresh group, keeping the payload and headers of the
 /// messages whose key is `key`, until `enough` says stop (or 90 s pass: the test fails).
-async fn collect(group: &str, topic: &str, key: &str, enough: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+async fn collect(
+    group: &str,
+    topic: &str,
+    key: &str,
+    enough: impl Fn(&[Received]) -> bool,
+) -> Vec<Received> {
     let c: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
@@ -87,8 +96,14 @@ async fn collect(group: &str, topic: &str, key: &str, enough: impl Fn(&[Received
     let mut found = Vec::new();
     while !enough(&found) {
         let left = deadline.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "timed out on {topic} for key {key}; got {} messages", found.len());
-        let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else { continue };
+        assert!(
+            !left.is_zero(),
+            "timed out on {topic} for key {key}; got {} messages",
+            found.len()
+        );
+        let Ok(Ok(m)) = tokio::time::timeout(left, c.recv()).await else {
+            continue;
+        };
         if m.key() != Some(key.as_bytes()) {
             continue;
         }
@@ -97,7 +112,8 @@ async fn collect(group: &str, topic: &str, key: &str, enough: impl Fn(&[Received
             .map(|h| {
                 h.iter()
                     .map(|h| {
-                        let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
+                        let value =
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
                         (h.key.to_owned(), value)
                     })
                     .collect()
@@ -122,13 +138,19 @@ fn jsonl_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn count_lines(dir: &Path) -> usize {
-    jsonl_files(dir).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum()
+    jsonl_files(dir)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
 async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page() {
-    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     let hot = format!("it{nonce}hot");
     let bad = format!("it{nonce}bad");
     let data = tempfile::tempdir().unwrap();
@@ -136,31 +158,49 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     let _server = start_server(data.path(), &format!("it-{nonce}"), port);
 
     // An excursion: normal, HIGH, CRITICAL, back to normal; and one malformed message.
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
     let t0 = (nonce / 1000) as f64 - 60.0;
     let temps = [70.0, 85.0, 95.0, 70.0];
     for (i, temp) in temps.iter().enumerate() {
-        let payload =
-            format!(r#"{{"timestamp":{},"sensor_id":"{hot}","temperature":{temp}}}"#, t0 + i as f64);
+        let payload = format!(
+            r#"{{"timestamp":{},"sensor_id":"{hot}","temperature":{temp}}}"#,
+            t0 + i as f64
+        );
         producer
-            .send(FutureRecord::to(topics::READINGS).key(&hot).payload(&payload), Duration::from_secs(60))
+            .send(
+                FutureRecord::to(topics::READINGS)
+                    .key(&hot)
+                    .payload(&payload),
+                Duration::from_secs(60),
+            )
             .await
             .expect("the broker takes the reading");
     }
     let malformed = format!(r#"{{"timestamp":{t0},"sensor_id":"{bad}","temperature":"hot"}}"#);
     producer
-        .send(FutureRecord::to(topics::READINGS).key(&bad).payload(&malformed), Duration::from_secs(60))
+        .send(
+            FutureRecord::to(topics::READINGS)
+                .key(&bad)
+                .payload(&malformed),
+            Duration::from_secs(60),
+        )
         .await
         .expect("the broker takes the malformed message");
 
-    let alerts: Vec<Alert> =
-        collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| f.len() >= 3)
-            .await
-            .into_iter()
-            .map(|(payload, _)| serde_json::from_slice(&payload).expect("alerts are JSON"))
-            .collect();
-    let summary: Vec<_> = alerts.iter().map(|a| (a.state, a.severity, a.temperature)).collect();
+    let alerts: Vec<Alert> = collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| {
+        f.len() >= 3
+    })
+    .await
+    .into_iter()
+    .map(|(payload, _)| serde_json::from_slice(&payload).expect("alerts are JSON"))
+    .collect();
+    let summary: Vec<_> = alerts
+        .iter()
+        .map(|a| (a.state, a.severity, a.temperature))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -170,11 +210,25 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         ]
     );
     let opened_ms = ((t0 + 1.0) * 1000.0) as i64;
-    assert!(alerts.iter().all(|a| a.alert_id == format!("instant-{hot}-{opened_ms}")));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a.alert_id == format!("instant-{hot}-{opened_ms}"))
+    );
 
-    let dead = collect(&format!("it-dlq-{nonce}"), topics::DEAD_LETTERS, &bad, |f| !f.is_empty()).await;
+    let dead = collect(
+        &format!("it-dlq-{nonce}"),
+        topics::DEAD_LETTERS,
+        &bad,
+        |f| !f.is_empty(),
+    )
+    .await;
     assert_eq!(dead[0].0, malformed.as_bytes(), "the raw bytes are kept");
-    let reason = dead[0].1.iter().find(|(k, _)| k == "thermoalert.reason").map(|(_, v)| v.as_str());
+    let reason = dead[0]
+        .1
+        .iter()
+        .find(|(k, _)| k == "thermoalert.reason")
+        .map(|(_, v)| v.as_str());
     assert_eq!(reason, Some("wrong_type"));
 
     // The archive holds the four readings and the three alert states.
@@ -184,9 +238,15 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(count_lines(&readings_dir), temps.len());
-    assert_eq!(count_lines(&data.path().join("archive/alerts/instant").join(&hot)), 3);
+    assert_eq!(
+        count_lines(&data.path().join("archive/alerts/instant").join(&hot)),
+        3
+    );
 
     // The server-rendered overview shows the sensor.
     let page = http_get(port, "/").expect("the page is served");
-    assert!(page.contains(&format!("data-sensor=\"{hot}\"")), "overview lacks {hot}");
+    assert!(
+        page.contains(&format!("data-sensor=\"{hot}\"")),
+        "overview lacks {hot}"
+    );
 }

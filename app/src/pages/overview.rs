@@ -67,16 +67,26 @@ fn Dashboard(
     live_sensors: RwSignal<BTreeMap<String, SensorView>>,
     live_alerts: RwSignal<Vec<Alert>>,
 ) -> impl IntoView {
-    let Overview { sensors, recent_alerts, .. } = snapshot;
-    let base: BTreeMap<String, SensorView> =
-        sensors.into_iter().map(|s| (s.sensor_id.clone(), s)).collect();
+    let Overview {
+        sensors,
+        recent_alerts,
+        ..
+    } = snapshot;
+    let base: BTreeMap<String, SensorView> = sensors
+        .into_iter()
+        .map(|s| (s.sensor_id.clone(), s))
+        .collect();
     let tiles = move || {
         let mut all = base.clone();
         all.extend(live_sensors.get());
         if all.is_empty() {
-            return view! { <p class="empty">"No readings yet: waiting for sensors."</p> }.into_any();
+            return view! { <p class="empty">"No readings yet: waiting for sensors."</p> }
+                .into_any();
         }
-        all.into_values().map(|sensor| view! { <SensorTile sensor/> }).collect_view().into_any()
+        all.into_values()
+            .map(|sensor| view! { <SensorTile sensor/> })
+            .collect_view()
+            .into_any()
     };
     let alerts = move || {
         let mut all = live_alerts.get();

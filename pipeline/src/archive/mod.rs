@@ -98,11 +98,21 @@ impl ArchiveBuffer {
     /// `writer_id` goes into every file name so that two writers (or two runs of one) never
     /// pick the same name; it must be a path-safe token, e.g. start time and process id.
     pub fn new(writer_id: impl Into<String>) -> Self {
-        ArchiveBuffer { writer_id: writer_id.into(), next_seq: 0, segments: BTreeMap::new(), bytes: 0 }
+        ArchiveBuffer {
+            writer_id: writer_id.into(),
+            next_seq: 0,
+            segments: BTreeMap::new(),
+            bytes: 0,
+        }
     }
 
     pub fn push_reading(&mut self, reading: &Reading) {
-        self.push(Stream::Readings, &reading.sensor_id, reading.event_time_ms(), reading);
+        self.push(
+            Stream::Readings,
+            &reading.sensor_id,
+            reading.event_time_ms(),
+            reading,
+        );
     }
 
     pub fn push_alert(&mut self, alert: &Alert) {
@@ -111,7 +121,11 @@ impl ArchiveBuffer {
     }
 
     fn push<T: serde::Serialize>(&mut self, stream: Stream, sensor_id: &str, ms: i64, record: &T) {
-        let key = SegmentKey { stream, sensor_id: sensor_id.to_owned(), day: day_of(ms) };
+        let key = SegmentKey {
+            stream,
+            sensor_id: sensor_id.to_owned(),
+            day: day_of(ms),
+        };
         let seg = self.segments.entry(key).or_insert_with(|| Segment {
             first_ms: ms,
             last_ms: ms,
@@ -220,7 +234,11 @@ mod tests {
     use crate::model::{AlertState, Level};
 
     fn reading(sensor: &str, t: f64) -> Reading {
-        Reading { timestamp: t, sensor_id: sensor.into(), temperature: 21.5 }
+        Reading {
+            timestamp: t,
+            sensor_id: sensor.into(),
+            temperature: 21.5,
+        }
     }
 
     #[test]
