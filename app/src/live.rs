@@ -3,7 +3,7 @@
 //! state of every sensor and fans events out to every open page through a bounded broadcast.
 
 use serde::{Deserialize, Serialize};
-use thermoalert_pipeline::model::{Alert, Level, Reading};
+use thermoalert_pipeline::model::{Alert, Level, Reading, SensorWindow};
 
 /// The latest known state of one sensor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +47,7 @@ pub struct Overview {
 pub enum LiveEvent {
     Reading(SensorView),
     Alert(Alert),
+    Window(SensorWindow),
 }
 
 impl LiveEvent {
@@ -54,6 +55,7 @@ impl LiveEvent {
         match self {
             LiveEvent::Reading(_) => "reading",
             LiveEvent::Alert(_) => "alert",
+            LiveEvent::Window(_) => "window",
         }
     }
 }
@@ -69,7 +71,7 @@ mod hub {
     use std::collections::{BTreeMap, VecDeque};
     use std::sync::{Arc, RwLock};
 
-    use thermoalert_pipeline::model::{Alert, Level, Reading};
+    use thermoalert_pipeline::model::{Alert, Level, Reading, SensorWindow};
     use tokio::sync::broadcast;
 
     use super::{LiveEvent, Overview, RECENT_ALERTS, SensorView};
@@ -123,6 +125,11 @@ mod hub {
                 board.recent_alerts.truncate(RECENT_ALERTS);
             }
             let _ = self.tx.send(LiveEvent::Alert(alert.clone()));
+        }
+
+        /// A window result (first or revised); only streamed, the overview does not keep it.
+        pub fn publish_window(&self, window: &SensorWindow) {
+            let _ = self.tx.send(LiveEvent::Window(window.clone()));
         }
 
         pub fn snapshot(&self) -> Overview {

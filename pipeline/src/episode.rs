@@ -36,6 +36,7 @@ impl Episode {
             timestamp: reading.timestamp,
             temperature: reading.temperature,
             threshold,
+            window: None,
         };
         match self.open {
             None if level > Level::Normal => {

@@ -10,11 +10,13 @@
 
 pub mod episode;
 pub mod model;
+pub mod offline;
 pub mod parse;
 pub mod processor;
 pub mod rules;
 pub mod simulate;
 pub mod topics;
+pub mod window;
 
 #[cfg(feature = "archive")]
 pub mod archive;

@@ -88,6 +88,34 @@ pub enum AlertState {
     Cleared,
 }
 
+/// The statistics of one sensor's event-time window, as emitted when the watermark passes
+/// its end and again, with a higher `revision`, each time late data changes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowStats {
+    /// Epoch seconds, inclusive.
+    #[serde(serialize_with = "seconds")]
+    pub window_start: f64,
+    /// Epoch seconds, exclusive.
+    #[serde(serialize_with = "seconds")]
+    pub window_end: f64,
+    pub count: u64,
+    pub avg_temperature: f64,
+    pub min: f64,
+    pub max: f64,
+    /// 0 for the result emitted when the window closed; +1 for each revision by late data.
+    pub revision: u32,
+    /// Readings that arrived after the window had closed and are included.
+    pub late: u64,
+}
+
+/// A [`WindowStats`] with the sensor it belongs to: what the pipeline emits per window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorWindow {
+    pub sensor_id: String,
+    #[serde(flatten)]
+    pub stats: WindowStats,
+}
+
 /// An alert as published on `temperature_alerts` and kept in the archive.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -104,8 +132,12 @@ pub struct Alert {
     pub timestamp: f64,
     /// The value that caused this state change (°C).
     pub temperature: f64,
-    /// The threshold it was compared with (°C).
+    /// The threshold it was compared with (°C). For offline alerts: the silence, in seconds,
+    /// after which a sensor counts as offline.
     pub threshold: f64,
+    /// For window alerts: the window and its statistics.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowStats>,
 }
 
 impl Alert {
@@ -167,6 +199,7 @@ mod tests {
             timestamp: 1.0,
             temperature: 91.5,
             threshold: 90.0,
+            window: None,
         };
         let v: serde_json::Value = serde_json::to_value(&a).unwrap();
         assert_eq!(v["alert_id"], "instant-sensor1-1000");
@@ -174,6 +207,39 @@ mod tests {
         assert_eq!(v["severity"], "CRITICAL");
         assert_eq!(v["state"], "escalated");
         assert_eq!(v["timestamp"], 1);
+        assert!(v.get("window_start").is_none());
+        let back: Alert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn window_alerts_carry_the_window_fields_flat() {
+        let a = Alert {
+            alert_id: Alert::id_for(AlertKind::Window, "s", 300_000),
+            kind: AlertKind::Window,
+            severity: Level::High,
+            state: AlertState::Open,
+            sensor_id: "s".into(),
+            timestamp: 300.0,
+            temperature: 81.25,
+            threshold: 80.0,
+            window: Some(WindowStats {
+                window_start: 300.0,
+                window_end: 600.0,
+                count: 4,
+                avg_temperature: 81.25,
+                min: 79.0,
+                max: 84.0,
+                revision: 1,
+                late: 1,
+            }),
+        };
+        let v: serde_json::Value = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["window_start"], 300);
+        assert_eq!(v["window_end"], 600);
+        assert_eq!(v["avg_temperature"], 81.25);
+        assert_eq!(v["count"], 4);
+        assert_eq!(v["revision"], 1);
         let back: Alert = serde_json::from_value(v).unwrap();
         assert_eq!(back, a);
     }

@@ -1,19 +1,39 @@
-//! The pipeline core as one pure stage: readings in, alerts out, per-sensor state kept in
-//! memory. No I/O and no clock: the adapters feed it and carry its output away.
+//! The pipeline core as one pure stage: readings in, alerts and window results out, the state
+//! of every sensor kept in memory. No I/O and no clock: the caller hands in the processing
+//! time with each call, and calls [`Processor::tick`] regularly (about once a second) so that
+//! idle sensors close their windows and silent ones are reported offline.
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use crate::episode::Episode;
-use crate::model::{Alert, Level, Reading};
+use crate::model::{Alert, Level, Reading, SensorWindow, WindowStats};
+use crate::offline::{DEFAULT_OFFLINE_AFTER_MS, Liveness};
 use crate::rules::Thresholds;
+use crate::window::{Placement, SensorWindows, WindowConfig};
 
 /// Settings of the core.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProcessorConfig {
     /// Thresholds of sensors without their own.
     pub defaults: Thresholds,
     /// Per-sensor overrides.
     pub per_sensor: HashMap<String, Thresholds>,
+    pub windows: WindowConfig,
+    /// Processing-time silence after which a known sensor is offline.
+    pub offline_after_ms: i64,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        ProcessorConfig {
+            defaults: Thresholds::default(),
+            per_sensor: HashMap::new(),
+            windows: WindowConfig::default(),
+            offline_after_ms: DEFAULT_OFFLINE_AFTER_MS,
+        }
+    }
 }
 
 impl ProcessorConfig {
@@ -23,23 +43,60 @@ impl ProcessorConfig {
     }
 }
 
-#[derive(Debug, Default)]
-struct SensorState {
-    episode: Episode,
+/// What the core emits; the caller drains it after each call.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Output {
+    /// Alert state changes, in the order they happened.
+    pub alerts: Vec<Alert>,
+    /// Window results: first results (`revision` 0) and revisions by late data.
+    pub windows: Vec<SensorWindow>,
 }
 
-/// Classifies readings and tracks alert episodes for every sensor it has seen.
+impl Output {
+    pub fn clear(&mut self) {
+        self.alerts.clear();
+        self.windows.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty() && self.windows.is_empty()
+    }
+}
+
+/// Running totals, for metrics: nothing is dropped without being counted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub readings: u64,
+    /// Readings that arrived after their window closed and revised it.
+    pub late: u64,
+    /// Readings older than the revision horizon: archived, but in no window.
+    pub too_late: u64,
+    pub windows_closed: u64,
+    pub window_revisions: u64,
+}
+
+#[derive(Debug)]
+struct SensorState {
+    thresholds: Thresholds,
+    episode: Episode,
+    windows: SensorWindows,
+    liveness: Liveness,
+}
+
+/// Classifies readings, tracks alert episodes, windows and liveness for every sensor.
 #[derive(Debug, Default)]
 pub struct Processor {
     config: ProcessorConfig,
-    sensors: HashMap<String, SensorState>,
+    sensors: FxHashMap<Box<str>, SensorState>,
+    counters: Counters,
 }
 
 impl Processor {
     pub fn new(config: ProcessorConfig) -> Self {
         Processor {
             config,
-            sensors: HashMap::new(),
+            sensors: FxHashMap::default(),
+            counters: Counters::default(),
         }
     }
 
@@ -47,15 +104,80 @@ impl Processor {
         &self.config
     }
 
-    /// Processes one reading, appending the alerts it causes to `out`; returns its level.
-    pub fn process(&mut self, reading: &Reading, out: &mut Vec<Alert>) -> Level {
-        let thresholds = self.config.thresholds(&reading.sensor_id);
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Processes one reading that arrived at processing time `now_ms` (epoch ms), appending
+    /// what it causes to `out`; returns the reading's level.
+    #[inline]
+    pub fn process(&mut self, reading: &Reading, now_ms: i64, out: &mut Output) -> Level {
+        let event_ms = reading.event_time_ms();
+        let config = &self.config;
         let state = match self.sensors.get_mut(reading.sensor_id.as_str()) {
-            Some(s) => s,
-            None => self.sensors.entry(reading.sensor_id.clone()).or_default(),
+            Some(s) => {
+                out.alerts.extend(s.liveness.seen(
+                    &reading.sensor_id,
+                    now_ms,
+                    event_ms,
+                    reading.temperature,
+                    config.offline_after_ms,
+                ));
+                s
+            }
+            None => self
+                .sensors
+                .entry(reading.sensor_id.as_str().into())
+                .or_insert_with(|| SensorState {
+                    thresholds: *config.thresholds(&reading.sensor_id),
+                    episode: Episode::default(),
+                    windows: SensorWindows::default(),
+                    liveness: Liveness::new(now_ms, event_ms, reading.temperature),
+                }),
         };
-        out.extend(state.episode.observe(reading, thresholds));
-        thresholds.classify(reading.temperature)
+        out.alerts
+            .extend(state.episode.observe(reading, &state.thresholds));
+        let before = out.windows.len();
+        let placement = state.windows.add(
+            &reading.sensor_id,
+            event_ms,
+            reading.temperature,
+            &state.thresholds,
+            &config.windows,
+            out,
+        );
+        self.counters.readings += 1;
+        match placement {
+            Placement::OnTime => {}
+            Placement::Late => self.counters.late += 1,
+            Placement::TooLate => self.counters.too_late += 1,
+        }
+        if out.windows.len() != before {
+            count_windows(&mut self.counters, &out.windows[before..]);
+        }
+        state.thresholds.classify(reading.temperature)
+    }
+
+    /// Lets processing time `now_ms` pass: idle sensors' watermarks advance (closing their
+    /// windows), silent sensors go offline.
+    pub fn tick(&mut self, now_ms: i64, out: &mut Output) {
+        let before = out.windows.len();
+        for (id, s) in &mut self.sensors {
+            out.alerts
+                .extend(s.liveness.check(id, now_ms, self.config.offline_after_ms));
+            let idle = s.liveness.idle_ms(now_ms);
+            s.windows
+                .advance_idle(id, idle, &s.thresholds, &self.config.windows, out);
+        }
+        count_windows(&mut self.counters, &out.windows[before..]);
+    }
+
+    /// The window of a sensor still collecting readings, for the live view.
+    pub fn in_progress(&self, sensor_id: &str) -> Option<WindowStats> {
+        self.sensors
+            .get(sensor_id)?
+            .windows
+            .in_progress(&self.config.windows)
     }
 
     /// The severity of the open instant episode of a sensor, if any.
@@ -64,12 +186,27 @@ impl Processor {
             .get(sensor_id)
             .and_then(|s| s.episode.severity())
     }
+
+    /// Number of sensors seen.
+    pub fn sensors(&self) -> usize {
+        self.sensors.len()
+    }
+}
+
+fn count_windows(counters: &mut Counters, emitted: &[SensorWindow]) {
+    for w in emitted {
+        if w.stats.revision == 0 && w.stats.late == 0 {
+            counters.windows_closed += 1;
+        } else {
+            counters.window_revisions += 1;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::AlertState;
+    use crate::model::{AlertKind, AlertState};
 
     fn reading(sensor: &str, t: f64, temp: f64) -> Reading {
         Reading {
@@ -91,30 +228,31 @@ mod tests {
             },
         );
         let mut p = Processor::new(config);
-        let mut out = Vec::new();
+        let mut out = Output::default();
         assert_eq!(
-            p.process(&reading("freezer", 1.0, -12.0), &mut out),
+            p.process(&reading("freezer", 1.0, -12.0), 1_000, &mut out),
             Level::High
         );
         assert_eq!(
-            p.process(&reading("oven", 1.0, -12.0), &mut out),
+            p.process(&reading("oven", 1.0, -12.0), 1_000, &mut out),
             Level::Normal
         );
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].sensor_id, "freezer");
-        assert_eq!(out[0].threshold, -15.0);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(out.alerts[0].sensor_id, "freezer");
+        assert_eq!(out.alerts[0].threshold, -15.0);
     }
 
     #[test]
     fn episodes_are_tracked_per_sensor() {
         let mut p = Processor::new(ProcessorConfig::default());
-        let mut out = Vec::new();
-        p.process(&reading("a", 1.0, 85.0), &mut out);
-        p.process(&reading("b", 1.0, 95.0), &mut out);
-        p.process(&reading("a", 2.0, 70.0), &mut out);
+        let mut out = Output::default();
+        p.process(&reading("a", 1.0, 85.0), 1_000, &mut out);
+        p.process(&reading("b", 1.0, 95.0), 1_000, &mut out);
+        p.process(&reading("a", 2.0, 70.0), 2_000, &mut out);
         assert_eq!(p.open_severity("a"), None);
         assert_eq!(p.open_severity("b"), Some(Level::Critical));
         let states: Vec<_> = out
+            .alerts
             .iter()
             .map(|a| (a.sensor_id.as_str(), a.state))
             .collect();
@@ -126,5 +264,67 @@ mod tests {
                 ("a", AlertState::Cleared)
             ]
         );
+    }
+
+    #[test]
+    fn windows_close_and_raise_window_alerts_with_the_sensor_id() {
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        for i in 0..300 {
+            p.process(
+                &reading("hot", f64::from(i), 85.0),
+                i64::from(i) * 1000,
+                &mut out,
+            );
+        }
+        assert_eq!(p.in_progress("hot").unwrap().count, 300);
+        out.clear();
+        p.process(&reading("hot", 330.0, 85.0), 330_000, &mut out);
+        assert_eq!(out.windows.len(), 1);
+        assert_eq!(out.windows[0].sensor_id, "hot");
+        assert_eq!(out.windows[0].stats.count, 300);
+        let window_alerts: Vec<_> = out
+            .alerts
+            .iter()
+            .filter(|a| a.kind == AlertKind::Window)
+            .collect();
+        assert_eq!(window_alerts.len(), 1);
+        assert_eq!(window_alerts[0].alert_id, "window-hot-0");
+        assert_eq!(p.counters().windows_closed, 1);
+    }
+
+    #[test]
+    fn tick_reports_silent_sensors_and_closes_idle_windows() {
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        p.process(&reading("quiet", 10.0, 20.0), 10_000, &mut out);
+        p.tick(39_999, &mut out);
+        assert!(out.is_empty());
+        p.tick(40_000, &mut out);
+        assert_eq!(out.alerts.len(), 1);
+        assert_eq!(
+            (out.alerts[0].kind, out.alerts[0].state),
+            (AlertKind::Offline, AlertState::Open)
+        );
+        out.clear();
+        p.tick(10_000 + 300_000 + 30_000, &mut out);
+        assert_eq!(out.windows.len(), 1, "the idle sensor's window closed");
+        out.clear();
+        p.process(&reading("quiet", 400.0, 20.0), 400_000, &mut out);
+        assert_eq!(out.alerts[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn late_and_too_late_readings_are_counted() {
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        p.process(&reading("s", 0.0, 20.0), 0, &mut out);
+        p.process(&reading("s", 400.0, 20.0), 400_000, &mut out);
+        p.process(&reading("s", 10.0, 20.0), 401_000, &mut out);
+        p.process(&reading("s", 10_000.0, 20.0), 402_000, &mut out);
+        p.process(&reading("s", 20.0, 20.0), 403_000, &mut out);
+        let c = p.counters();
+        assert_eq!((c.readings, c.late, c.too_late), (5, 1, 1));
+        assert_eq!(c.window_revisions, 1);
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::rules::{DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, Thresholds};
+use thermoalert_pipeline::window::WindowConfig;
 
 /// ThermoAlert: real-time temperature monitoring and alerting.
 #[derive(Debug, Parser)]
@@ -51,6 +53,23 @@ pub struct ServeArgs {
     #[arg(long, env = "THERMO_HYSTERESIS", default_value_t = DEFAULT_HYSTERESIS)]
     pub hysteresis: f64,
 
+    /// Length of the event-time windows (aligned to the epoch), e.g. `5m`.
+    #[arg(long, env = "THERMO_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub window: Duration,
+
+    /// How far the watermark trails the latest event time: readings later than this after
+    /// their window ends revise it instead of counting on time.
+    #[arg(long, env = "THERMO_LATENESS", default_value = "30s", value_parser = parse_duration)]
+    pub lateness: Duration,
+
+    /// How long a closed window still accepts late readings (each emits a revision).
+    #[arg(long, env = "THERMO_REVISE_FOR", default_value = "1h", value_parser = parse_duration)]
+    pub revise_for: Duration,
+
+    /// Silence (processing time) after which a known sensor is reported offline.
+    #[arg(long, env = "THERMO_OFFLINE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub offline_after: Duration,
+
     /// Consumer group the server joins.
     #[arg(long, env = "THERMO_GROUP", default_value = thermoalert_pipeline::topics::CONSUMER_GROUP)]
     pub group: String,
@@ -80,6 +99,21 @@ impl ServeArgs {
         t.validate()
             .map_err(|e| anyhow::anyhow!("invalid thresholds: {e}"))?;
         Ok(t)
+    }
+
+    /// The settings of the pipeline core.
+    pub fn processor_config(&self) -> anyhow::Result<ProcessorConfig> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Ok(ProcessorConfig {
+            defaults: self.thresholds()?,
+            per_sensor: Default::default(),
+            windows: WindowConfig {
+                size_ms: ms(self.window),
+                lateness_ms: ms(self.lateness),
+                revise_for_ms: ms(self.revise_for),
+            },
+            offline_after_ms: ms(self.offline_after),
+        })
     }
 }
 

@@ -15,9 +15,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
 use thermoalert_pipeline::archive::{ArchiveBuffer, Store};
-use thermoalert_pipeline::model::Alert;
-use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading};
-use thermoalert_pipeline::processor::Processor;
+use thermoalert_pipeline::model::Reading;
+use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
+use thermoalert_pipeline::processor::{Output, Processor};
 use thermoalert_pipeline::topics;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -46,11 +46,14 @@ struct Outgoing {
     headers: Option<OwnedHeaders>,
 }
 
-fn now_seconds() -> f64 {
+/// How often processing time is handed to the core (idle windows, offline sensors).
+const TICK: Duration = Duration::from_secs(1);
+
+fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl Ingest {
@@ -60,15 +63,27 @@ impl Ingest {
         let mut buffer = ArchiveBuffer::new(self.writer_id.clone());
         let mut outgoing: Vec<Outgoing> = Vec::new();
         let mut offsets = TopicPartitionList::new();
-        let mut alerts: Vec<Alert> = Vec::new();
-        let mut tick = tokio::time::interval(self.flush_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut out = Output::default();
+        // Reused for every message: parsing allocates nothing.
+        let mut reading = Reading {
+            timestamp: 0.0,
+            sensor_id: String::new(),
+            temperature: 0.0,
+        };
+        let mut flush_tick = tokio::time::interval(self.flush_interval);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut core_tick = tokio::time::interval(TICK);
+        core_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut processed: u64 = 0;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = tick.tick() => {
+                _ = flush_tick.tick() => {
                     self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
+                }
+                _ = core_tick.tick() => {
+                    self.processor.tick(now_ms(), &mut out);
+                    self.emit(&mut out, &mut buffer, &mut outgoing);
                 }
                 msg = self.consumer.recv() => {
                     let msg = match msg {
@@ -80,21 +95,13 @@ impl Ingest {
                         }
                     };
                     let bytes = msg.payload().unwrap_or_default();
-                    match parse_reading(bytes, now_seconds(), &limits) {
-                        Ok(reading) => {
-                            let level = self.processor.process(&reading, &mut alerts);
+                    let now = now_ms();
+                    match parse_reading_into(bytes, now as f64 / 1000.0, &limits, &mut reading) {
+                        Ok(()) => {
+                            let level = self.processor.process(&reading, now, &mut out);
                             buffer.push_reading(&reading);
                             self.hub.publish_reading(&reading, level);
-                            for alert in alerts.drain(..) {
-                                buffer.push_alert(&alert);
-                                self.hub.publish_alert(&alert);
-                                outgoing.push(Outgoing {
-                                    topic: topics::ALERTS,
-                                    key: alert.sensor_id.clone().into_bytes(),
-                                    payload: serde_json::to_vec(&alert).expect("alerts serialize"),
-                                    headers: None,
-                                });
-                            }
+                            self.emit(&mut out, &mut buffer, &mut outgoing);
                         }
                         Err(rejection) => {
                             outgoing.push(dead_letter(&msg, bytes, &rejection));
@@ -115,6 +122,23 @@ impl Ingest {
         Ok(())
     }
 
+    /// Carries what the core emitted to the archive, the live view and the alerts topic.
+    fn emit(&self, out: &mut Output, buffer: &mut ArchiveBuffer, outgoing: &mut Vec<Outgoing>) {
+        for window in out.windows.drain(..) {
+            self.hub.publish_window(&window);
+        }
+        for alert in out.alerts.drain(..) {
+            buffer.push_alert(&alert);
+            self.hub.publish_alert(&alert);
+            outgoing.push(Outgoing {
+                topic: topics::ALERTS,
+                key: alert.sensor_id.clone().into_bytes(),
+                payload: serde_json::to_vec(&alert).expect("alerts serialize"),
+                headers: None,
+            });
+        }
+    }
+
     /// Makes everything consumed so far durable, then commits its offsets.
     async fn flush(
         &self,
@@ -122,7 +146,9 @@ impl Ingest {
         outgoing: &mut Vec<Outgoing>,
         offsets: &mut TopicPartitionList,
     ) -> anyhow::Result<()> {
-        if offsets.count() == 0 {
+        // Ticks raise alerts without consuming anything (a sensor went offline): those must
+        // go out too, so only a flush with nothing at all to do returns early.
+        if offsets.count() == 0 && buffer.is_empty() && outgoing.is_empty() {
             return Ok(());
         }
         let mut batch = buffer.take_batch();
@@ -143,6 +169,9 @@ impl Ingest {
         }
         self.deliver(std::mem::take(outgoing)).await;
         let to_commit = std::mem::replace(offsets, TopicPartitionList::new());
+        if to_commit.count() == 0 {
+            return Ok(());
+        }
         if let Err(e) = self.consumer.commit(&to_commit, CommitMode::Async) {
             // Not fatal: the next commit covers these offsets too (or a replay does).
             warn!("offset commit failed: {e}");

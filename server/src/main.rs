@@ -16,7 +16,7 @@ use leptos::config::get_configuration;
 use thermoalert_app::live::LiveHub;
 use thermoalert_pipeline::archive::{LocalStore, Store};
 use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
-use thermoalert_pipeline::processor::{Processor, ProcessorConfig};
+use thermoalert_pipeline::processor::Processor;
 use thermoalert_pipeline::simulate::SimulatorConfig;
 use tokio::sync::watch;
 use tracing::info;
@@ -56,7 +56,8 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let thresholds = args.thresholds()?;
+    let core = args.processor_config()?;
+    let thresholds = core.defaults;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let plan = TopicPlan {
         partitions: args.partitions,
@@ -88,6 +89,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         high = thresholds.high,
         critical = thresholds.critical,
         hysteresis = thresholds.hysteresis,
+        window = ?args.window,
+        lateness = ?args.lateness,
+        offline_after = ?args.offline_after,
         "starting ThermoAlert"
     );
 
@@ -95,10 +99,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ingest = ingest::Ingest {
         consumer: kafka::readings_consumer(&brokers, &args.group)?,
         producer: kafka::producer(&brokers)?,
-        processor: Processor::new(ProcessorConfig {
-            defaults: thresholds,
-            ..Default::default()
-        }),
+        processor: Processor::new(core),
         store,
         hub: hub.clone(),
         writer_id: writer_id(),

@@ -13,7 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use thermoalert_pipeline::model::{Alert, AlertState, Level};
+use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level};
 use thermoalert_pipeline::topics;
 
 fn brokers() -> String {
@@ -54,6 +54,9 @@ fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
         .env("THERMO_GROUP", group)
         .env("THERMO_DATA_DIR", data_dir)
         .env("THERMO_FLUSH_INTERVAL", "300ms")
+        .env("THERMO_WINDOW", "10s")
+        .env("THERMO_LATENESS", "1s")
+        .env("THERMO_OFFLINE_AFTER", "3s")
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
         .env("LEPTOS_OUTPUT_NAME", "thermoalert")
         .env_remove("THERMO_HDFS_URL")
@@ -152,57 +155,76 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         .unwrap()
         .as_millis();
     let hot = format!("it{nonce}hot");
+    let warm = format!("it{nonce}warm");
     let bad = format!("it{nonce}bad");
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let _server = start_server(data.path(), &format!("it-{nonce}"), port);
 
-    // An excursion: normal, HIGH, CRITICAL, back to normal; and one malformed message.
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers())
         .create()
         .unwrap();
-    let t0 = (nonce / 1000) as f64 - 60.0;
+    let send = |key: &str, payload: String| {
+        let producer = producer.clone();
+        let key = key.to_owned();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(topics::READINGS)
+                        .key(&key)
+                        .payload(&payload),
+                    Duration::from_secs(60),
+                )
+                .await
+                .expect("the broker takes the message");
+        }
+    };
+    // Two minutes ago, aligned to the server's 10 s windows.
+    let t0 = ((nonce / 1000) as f64 / 10.0).floor() * 10.0 - 120.0;
+    // An excursion: normal, HIGH, CRITICAL, back to normal (window average exactly 80: no
+    // window alert).
     let temps = [70.0, 85.0, 95.0, 70.0];
     for (i, temp) in temps.iter().enumerate() {
-        let payload = format!(
-            r#"{{"timestamp":{},"sensor_id":"{hot}","temperature":{temp}}}"#,
-            t0 + i as f64
-        );
-        producer
-            .send(
-                FutureRecord::to(topics::READINGS)
-                    .key(&hot)
-                    .payload(&payload),
-                Duration::from_secs(60),
-            )
-            .await
-            .expect("the broker takes the reading");
+        let t = t0 + i as f64;
+        send(
+            &hot,
+            format!(r#"{{"timestamp":{t},"sensor_id":"{hot}","temperature":{temp}}}"#),
+        )
+        .await;
+    }
+    // A window whose average is HIGH: three readings at 85 °C.
+    for i in 0..3 {
+        let t = t0 + f64::from(i);
+        send(
+            &warm,
+            format!(r#"{{"timestamp":{t},"sensor_id":"{warm}","temperature":85}}"#),
+        )
+        .await;
     }
     let malformed = format!(r#"{{"timestamp":{t0},"sensor_id":"{bad}","temperature":"hot"}}"#);
-    producer
-        .send(
-            FutureRecord::to(topics::READINGS)
-                .key(&bad)
-                .payload(&malformed),
-            Duration::from_secs(60),
-        )
-        .await
-        .expect("the broker takes the malformed message");
+    send(&bad, malformed.clone()).await;
 
-    let alerts: Vec<Alert> = collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| {
-        f.len() >= 3
-    })
-    .await
-    .into_iter()
-    .map(|(payload, _)| serde_json::from_slice(&payload).expect("alerts are JSON"))
-    .collect();
-    let summary: Vec<_> = alerts
+    // The hot sensor's episode, then (silent for 3 s) its offline alert.
+    let parse = |found: Vec<Received>| -> Vec<Alert> {
+        found
+            .into_iter()
+            .map(|(p, _)| serde_json::from_slice(&p).expect("alerts are JSON"))
+            .collect()
+    };
+    let alerts = parse(
+        collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| {
+            f.len() >= 4
+        })
+        .await,
+    );
+    let instant: Vec<_> = alerts
         .iter()
+        .filter(|a| a.kind == AlertKind::Instant)
         .map(|a| (a.state, a.severity, a.temperature))
         .collect();
     assert_eq!(
-        summary,
+        instant,
         vec![
             (AlertState::Open, Level::High, 85.0),
             (AlertState::Escalated, Level::Critical, 95.0),
@@ -210,10 +232,55 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         ]
     );
     let opened_ms = ((t0 + 1.0) * 1000.0) as i64;
+    let instant_id = format!("instant-{hot}-{opened_ms}");
     assert!(
         alerts
             .iter()
-            .all(|a| a.alert_id == format!("instant-{hot}-{opened_ms}"))
+            .filter(|a| a.kind == AlertKind::Instant)
+            .all(|a| a.alert_id == instant_id)
+    );
+    let offline: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::Offline)
+        .collect();
+    assert_eq!(offline.len(), 1, "{alerts:?}");
+    assert_eq!(offline[0].state, AlertState::Open);
+    assert_eq!(
+        offline[0].alert_id,
+        format!("offline-{hot}-{}", ((t0 + 3.0) * 1000.0) as i64)
+    );
+
+    // The warm sensor's window closes once it is idle and raises a HIGH window alert.
+    let warm_alerts = parse(
+        collect(&format!("it-walerts-{nonce}"), topics::ALERTS, &warm, |f| {
+            f.iter()
+                .any(|(p, _)| p.windows(15).any(|w| w == br#""kind":"window""#))
+        })
+        .await,
+    );
+    let window = warm_alerts
+        .iter()
+        .find(|a| a.kind == AlertKind::Window)
+        .unwrap();
+    assert_eq!(
+        (window.state, window.severity),
+        (AlertState::Open, Level::High)
+    );
+    assert_eq!(
+        window.alert_id,
+        format!("window-{warm}-{}", (t0 * 1000.0) as i64)
+    );
+    let stats = window
+        .window
+        .as_ref()
+        .expect("window alerts carry their window");
+    assert_eq!(
+        (
+            stats.count,
+            stats.avg_temperature,
+            stats.window_end - stats.window_start
+        ),
+        (3, 85.0, 10.0)
     );
 
     let dead = collect(
@@ -231,7 +298,7 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         .map(|(_, v)| v.as_str());
     assert_eq!(reason, Some("wrong_type"));
 
-    // The archive holds the four readings and the three alert states.
+    // The archive holds the four readings, the three instant alert states and the offline one.
     let readings_dir = data.path().join("archive/temperature_data").join(&hot);
     let deadline = Instant::now() + Duration::from_secs(30);
     while count_lines(&readings_dir) < temps.len() && Instant::now() < deadline {

@@ -257,6 +257,7 @@ mod tests {
             timestamp: 30.0,
             temperature: 81.0,
             threshold: 80.0,
+            window: None,
         });
         let batch = buf.take_batch();
         assert!(buf.is_empty());

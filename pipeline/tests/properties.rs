@@ -1,0 +1,131 @@
+//! Properties of the pure core over random input: replaying the same input yields the same
+//! output byte for byte, window results equal a brute-force recomputation whatever the order
+//! of arrival, and parsing never panics.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use thermoalert_pipeline::model::{Reading, WindowStats};
+use thermoalert_pipeline::parse::{ParseLimits, parse_reading};
+use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
+use thermoalert_pipeline::window::WindowConfig;
+
+/// One step of a run: a reading arriving at a processing time, or a tick.
+#[derive(Debug, Clone)]
+enum Step {
+    Reading {
+        sensor: u8,
+        event_ms: i64,
+        temp: f64,
+    },
+    Tick,
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let reading = (0u8..4, 0i64..3_600_000, 50.0f64..110.0).prop_map(|(sensor, event_ms, temp)| {
+        Step::Reading {
+            sensor,
+            event_ms,
+            temp,
+        }
+    });
+    let step = prop_oneof![9 => reading, 1 => Just(Step::Tick)];
+    prop::collection::vec(step, 1..400)
+}
+
+fn run(config: &ProcessorConfig, steps: &[Step]) -> (Output, Processor) {
+    let mut p = Processor::new(config.clone());
+    let mut out = Output::default();
+    // Processing time moves on by 100 ms per step.
+    for (i, step) in steps.iter().enumerate() {
+        let now = i as i64 * 100;
+        match step {
+            Step::Reading {
+                sensor,
+                event_ms,
+                temp,
+            } => {
+                let r = Reading {
+                    timestamp: *event_ms as f64 / 1000.0,
+                    sensor_id: format!("s{sensor}"),
+                    temperature: (temp * 100.0).round() / 100.0,
+                };
+                p.process(&r, now, &mut out);
+            }
+            Step::Tick => p.tick(now, &mut out),
+        }
+    }
+    (out, p)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replaying_the_same_input_yields_the_same_output(steps in steps()) {
+        let config = ProcessorConfig::default();
+        let (a, _) = run(&config, &steps);
+        let (b, _) = run(&config, &steps);
+        prop_assert_eq!(serde_json::to_string(&a.alerts).unwrap(), serde_json::to_string(&b.alerts).unwrap());
+        prop_assert_eq!(serde_json::to_string(&a.windows).unwrap(), serde_json::to_string(&b.windows).unwrap());
+    }
+
+    #[test]
+    fn final_window_results_equal_a_brute_force_recomputation(
+        steps in steps(),
+        lateness_ms in 0i64..600_000,
+    ) {
+        let config = ProcessorConfig {
+            windows: WindowConfig { size_ms: 300_000, lateness_ms, revise_for_ms: i64::MAX / 4 },
+            ..ProcessorConfig::default()
+        };
+        let (mut out, mut p) = run(&config, &steps);
+        // Far in the future every window has closed.
+        p.tick(i64::MAX / 4, &mut out);
+
+        let mut last: BTreeMap<(String, i64), WindowStats> = BTreeMap::new();
+        for w in &out.windows {
+            let key = (w.sensor_id.clone(), (w.stats.window_start * 1000.0) as i64);
+            if let Some(prev) = last.get(&key) {
+                prop_assert!(w.stats.revision >= prev.revision, "revisions only grow");
+            }
+            last.insert(key, w.stats.clone());
+        }
+
+        let mut expected: BTreeMap<(String, i64), Vec<f64>> = BTreeMap::new();
+        for step in &steps {
+            if let Step::Reading { sensor, event_ms, temp } = step {
+                let start = event_ms.div_euclid(300_000) * 300_000;
+                expected.entry((format!("s{sensor}"), start)).or_default().push((temp * 100.0).round() / 100.0);
+            }
+        }
+        prop_assert_eq!(last.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+        for (key, temps) in &expected {
+            let got = &last[key];
+            let avg = temps.iter().sum::<f64>() / temps.len() as f64;
+            prop_assert_eq!(got.count, temps.len() as u64);
+            prop_assert_eq!(got.min, temps.iter().cloned().fold(f64::INFINITY, f64::min));
+            prop_assert_eq!(got.max, temps.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+            prop_assert!((got.avg_temperature - avg).abs() <= 1e-9 * avg.abs().max(1.0), "{} vs {}", got.avg_temperature, avg);
+        }
+        prop_assert_eq!(p.counters().too_late, 0);
+    }
+
+    #[test]
+    fn parsing_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = parse_reading(&bytes, 1.7e9, &ParseLimits::default());
+    }
+
+    #[test]
+    fn parsing_never_panics_on_near_miss_json(
+        ts in prop_oneof![Just("1".to_owned()), Just("-1e400".to_owned()), Just("\"x\"".to_owned()), Just("null".to_owned()), any::<f64>().prop_map(|f| f.to_string())],
+        id in "[ -~]{0,70}",
+        temp in prop_oneof![Just("1e309".to_owned()), Just("[]".to_owned()), any::<f64>().prop_map(|f| f.to_string())],
+    ) {
+        let msg = format!(r#"{{"timestamp":{ts},"sensor_id":{},"temperature":{temp}}}"#, serde_json::to_string(&id).unwrap());
+        if let Ok(r) = parse_reading(msg.as_bytes(), 1.7e9, &ParseLimits::default()) {
+            prop_assert!(r.temperature.is_finite());
+            prop_assert!(thermoalert_pipeline::parse::validate_sensor_id(&r.sensor_id).is_ok());
+        }
+    }
+}
