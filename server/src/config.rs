@@ -1,10 +1,12 @@
 //! The command line: every setting is a flag with a `THERMO_*` environment fallback, and
 //! `--help` is generated from the doc comments here.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use thermoalert_pipeline::parse::validate_sensor_id;
 use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::rules::{DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, Thresholds};
 use thermoalert_pipeline::window::WindowConfig;
@@ -52,6 +54,11 @@ pub struct ServeArgs {
     /// How far (°C) below HIGH a value must fall before an alert episode clears.
     #[arg(long, env = "THERMO_HYSTERESIS", default_value_t = DEFAULT_HYSTERESIS)]
     pub hysteresis: f64,
+
+    /// Thresholds of particular sensors, as `sensor=HIGH/CRITICAL[/HYSTERESIS]` separated by
+    /// commas, e.g. `freezer1=-15/-10,oven=200/250/5`. Others use the defaults above.
+    #[arg(long, env = "THERMO_SENSOR_THRESHOLDS", value_parser = parse_sensor_thresholds, default_value = "")]
+    pub sensor_thresholds: SensorThresholdList,
 
     /// Length of the event-time windows (aligned to the epoch), e.g. `5m`.
     #[arg(long, env = "THERMO_WINDOW", default_value = "5m", value_parser = parse_duration)]
@@ -101,12 +108,29 @@ impl ServeArgs {
         Ok(t)
     }
 
+    /// The per-sensor thresholds, each checked for consistency.
+    pub fn per_sensor_thresholds(&self) -> anyhow::Result<HashMap<String, Thresholds>> {
+        let mut map = HashMap::new();
+        for o in &self.sensor_thresholds.0 {
+            let t = Thresholds {
+                high: o.high,
+                critical: o.critical,
+                hysteresis: o.hysteresis.unwrap_or(self.hysteresis),
+            };
+            t.validate().map_err(|e| {
+                anyhow::anyhow!("invalid thresholds for sensor `{}`: {e}", o.sensor)
+            })?;
+            map.insert(o.sensor.clone(), t);
+        }
+        Ok(map)
+    }
+
     /// The settings of the pipeline core.
     pub fn processor_config(&self) -> anyhow::Result<ProcessorConfig> {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(ProcessorConfig {
             defaults: self.thresholds()?,
-            per_sensor: Default::default(),
+            per_sensor: self.per_sensor_thresholds()?,
             windows: WindowConfig {
                 size_ms: ms(self.window),
                 lateness_ms: ms(self.lateness),
@@ -138,6 +162,58 @@ pub struct SimulateArgs {
     /// Seed of the simulation: the same seed yields the same signals.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+/// Thresholds given for one sensor on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorThresholds {
+    pub sensor: String,
+    pub high: f64,
+    pub critical: f64,
+    /// Unset: the default hysteresis.
+    pub hysteresis: Option<f64>,
+}
+
+/// The value of `--sensor-thresholds`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SensorThresholdList(pub Vec<SensorThresholds>);
+
+/// Parses `sensor=HIGH/CRITICAL[/HYSTERESIS],…` (empty: none).
+pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
+    let mut list = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (sensor, values) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`{item}`: expected sensor=HIGH/CRITICAL[/HYSTERESIS]"))?;
+        validate_sensor_id(sensor).map_err(|e| format!("`{item}`: {e}"))?;
+        let numbers: Vec<f64> = values
+            .split('/')
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("`{item}`: `{v}` is not a number"))
+            })
+            .collect::<Result<_, _>>()?;
+        let (high, critical, hysteresis) = match numbers[..] {
+            [h, c] => (h, c, None),
+            [h, c, y] => (h, c, Some(y)),
+            _ => {
+                return Err(format!(
+                    "`{item}`: expected HIGH/CRITICAL or HIGH/CRITICAL/HYSTERESIS"
+                ));
+            }
+        };
+        if list.iter().any(|o: &SensorThresholds| o.sensor == sensor) {
+            return Err(format!("sensor `{sensor}` is given twice"));
+        }
+        list.push(SensorThresholds {
+            sensor: sensor.to_owned(),
+            high,
+            critical,
+            hysteresis,
+        });
+    }
+    Ok(SensorThresholdList(list))
 }
 
 /// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
@@ -196,6 +272,63 @@ mod tests {
         };
         let e = args.thresholds().unwrap_err().to_string();
         assert!(e.contains("must be below the CRITICAL"), "{e}");
+    }
+
+    #[test]
+    fn per_sensor_thresholds_parse_and_take_the_default_hysteresis() {
+        let cli = Cli::try_parse_from([
+            "thermoalert",
+            "serve",
+            "--hysteresis",
+            "3",
+            "--sensor-thresholds",
+            "freezer1=-15/-10, oven=200/250/5",
+        ])
+        .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve")
+        };
+        let map = args.per_sensor_thresholds().unwrap();
+        assert_eq!(
+            map["freezer1"],
+            Thresholds {
+                high: -15.0,
+                critical: -10.0,
+                hysteresis: 3.0
+            }
+        );
+        assert_eq!(
+            map["oven"],
+            Thresholds {
+                high: 200.0,
+                critical: 250.0,
+                hysteresis: 5.0
+            }
+        );
+        assert_eq!(
+            parse_sensor_thresholds(""),
+            Ok(SensorThresholdList::default())
+        );
+    }
+
+    #[test]
+    fn bad_per_sensor_thresholds_say_what_is_wrong() {
+        let err = |s: &str| parse_sensor_thresholds(s).unwrap_err();
+        assert!(err("oven").contains("expected sensor=HIGH/CRITICAL"));
+        assert!(err("oven=1").contains("expected HIGH/CRITICAL"));
+        assert!(err("oven=a/2").contains("`a` is not a number"));
+        assert!(err("../x=1/2").contains("invalid sensor_id"));
+        assert!(err("a=1/2,a=3/4").contains("given twice"));
+        let cli = Cli::try_parse_from(["thermoalert", "serve", "--sensor-thresholds", "oven=9/5"])
+            .unwrap();
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve")
+        };
+        let e = args.per_sensor_thresholds().unwrap_err().to_string();
+        assert!(
+            e.contains("sensor `oven`") && e.contains("must be below"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub fn AlertList(alerts: Vec<Alert>) -> impl IntoView {
             view! {
                 <li class=class data-alert=a.alert_id.clone()>
                     <span class="severity">{a.severity.as_str()}</span>
+                    <span class="kind">{a.kind.as_str()}</span>
                     <span class="sensor">{a.sensor_id.clone()}</span>
                     <span class="state">{state}</span>
                     <span class="value">{format::temperature(a.temperature)}</span>

@@ -89,8 +89,14 @@ fn Dashboard(
             .into_any()
     };
     let alerts = move || {
+        // An alert can reach both the snapshot and the stream around page load: keep one.
         let mut all = live_alerts.get();
-        all.extend(recent_alerts.iter().cloned());
+        let fresh = |a: &&Alert| {
+            !all.iter()
+                .any(|l| l.alert_id == a.alert_id && l.state == a.state)
+        };
+        let older: Vec<Alert> = recent_alerts.iter().filter(fresh).cloned().collect();
+        all.extend(older);
         all.truncate(RECENT_ALERTS);
         view! { <AlertList alerts=all/> }
     };
