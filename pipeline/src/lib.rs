@@ -5,9 +5,11 @@
 //! [`simulate`]d sensors. It performs no I/O and reads no clock; callers hand in time.
 //!
 //! I/O adapters sit behind features so the web app can share the core without them:
-//! `kafka` (rdkafka source, sinks, embedded mock broker) and `archive` / `hdfs` (the archive
-//! writer with its local-directory and HDFS backends).
+//! `kafka` (rdkafka source, sinks, embedded mock broker), `archive` / `hdfs` (the archive
+//! writer with its local-directory and HDFS backends) and `index` (the SQLite index and
+//! history queries).
 
+pub mod downsample;
 pub mod episode;
 pub mod model;
 pub mod offline;
@@ -20,5 +22,7 @@ pub mod window;
 
 #[cfg(feature = "archive")]
 pub mod archive;
+#[cfg(feature = "index")]
+pub mod index;
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -61,6 +61,16 @@ impl Stream {
         }
     }
 
+    /// The stream's name in the index.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Readings => "readings",
+            Stream::InstantAlerts => "instant",
+            Stream::WindowAlerts => "window",
+            Stream::OfflineAlerts => "offline",
+        }
+    }
+
     fn of_alert(kind: AlertKind) -> Stream {
         match kind {
             AlertKind::Instant => Stream::InstantAlerts,
