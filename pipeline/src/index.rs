@@ -583,7 +583,7 @@ mod tests {
         assert!(index.acknowledge(&open.alert_id, "ops", 5).await.unwrap());
         index
             .record(IndexBatch {
-                alerts: &[cleared.clone()],
+                alerts: std::slice::from_ref(&cleared),
                 ..Default::default()
             })
             .await

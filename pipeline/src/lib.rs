@@ -23,6 +23,8 @@ pub mod window;
 #[cfg(feature = "archive")]
 pub mod archive;
 #[cfg(feature = "index")]
+pub mod history;
+#[cfg(feature = "index")]
 pub mod index;
 #[cfg(feature = "kafka")]
 pub mod kafka;

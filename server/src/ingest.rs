@@ -1,9 +1,9 @@
 //! The pipeline task: Kafka readings in, through the pure core, out to the alerts topic, the
 //! dead-letter topic, the archive and the live view.
 //!
-//! Offsets are committed only after the archive batch that covers them is durable and every
-//! alert and dead letter produced from them is acknowledged by the broker: a crash replays
-//! readings, it never loses them.
+//! Offsets are committed only after the archive batch that covers them is durable, the index
+//! knows it, and every alert and dead letter produced from them is acknowledged by the broker:
+//! a crash replays readings, it never loses them.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
 use thermoalert_pipeline::archive::{ArchiveBuffer, Store};
-use thermoalert_pipeline::model::Reading;
+use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
+use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
 use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
 use thermoalert_pipeline::processor::{Output, Processor};
 use thermoalert_pipeline::topics;
@@ -33,6 +34,7 @@ pub struct Ingest {
     pub producer: FutureProducer,
     pub processor: Processor,
     pub store: Arc<dyn Store>,
+    pub index: SensorIndex,
     pub hub: LiveHub,
     pub writer_id: String,
     pub flush_interval: Duration,
@@ -44,6 +46,24 @@ struct Outgoing {
     key: Vec<u8>,
     payload: Vec<u8>,
     headers: Option<OwnedHeaders>,
+}
+
+/// What was consumed or produced since the last flush, waiting to be made durable.
+struct Pending {
+    archive: ArchiveBuffer,
+    alerts: Vec<Alert>,
+    windows: Vec<SensorWindow>,
+    outgoing: Vec<Outgoing>,
+    offsets: TopicPartitionList,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.offsets.count() == 0
+            && self.archive.is_empty()
+            && self.outgoing.is_empty()
+            && self.windows.is_empty()
+    }
 }
 
 /// How often processing time is handed to the core (idle windows, offline sensors).
@@ -60,9 +80,13 @@ impl Ingest {
     /// Runs until `shutdown` turns true, then flushes and commits what it has.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let limits = ParseLimits::default();
-        let mut buffer = ArchiveBuffer::new(self.writer_id.clone());
-        let mut outgoing: Vec<Outgoing> = Vec::new();
-        let mut offsets = TopicPartitionList::new();
+        let mut pending = Pending {
+            archive: ArchiveBuffer::new(self.writer_id.clone()),
+            alerts: Vec::new(),
+            windows: Vec::new(),
+            outgoing: Vec::new(),
+            offsets: TopicPartitionList::new(),
+        };
         let mut out = Output::default();
         // Reused for every message: parsing allocates nothing.
         let mut reading = Reading {
@@ -78,12 +102,10 @@ impl Ingest {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = flush_tick.tick() => {
-                    self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
-                }
+                _ = flush_tick.tick() => self.flush(&mut pending).await?,
                 _ = core_tick.tick() => {
                     self.processor.tick(now_ms(), &mut out);
-                    self.emit(&mut out, &mut buffer, &mut outgoing);
+                    self.emit(&mut out, &mut pending);
                 }
                 msg = self.consumer.recv() => {
                     let msg = match msg {
@@ -99,76 +121,86 @@ impl Ingest {
                     match parse_reading_into(bytes, now as f64 / 1000.0, &limits, &mut reading) {
                         Ok(()) => {
                             let level = self.processor.process(&reading, now, &mut out);
-                            buffer.push_reading(&reading);
+                            pending.archive.push_reading(&reading);
                             self.hub.publish_reading(&reading, level);
-                            self.emit(&mut out, &mut buffer, &mut outgoing);
+                            self.emit(&mut out, &mut pending);
                         }
-                        Err(rejection) => {
-                            outgoing.push(dead_letter(&msg, bytes, &rejection));
-                        }
+                        Err(rejection) => pending.outgoing.push(dead_letter(&msg, bytes, &rejection)),
                     }
                     processed += 1;
-                    offsets
+                    pending
+                        .offsets
                         .add_partition_offset(msg.topic(), msg.partition(), Offset::Offset(msg.offset() + 1))
                         .context("tracking a consumed offset")?;
-                    if buffer.pending_bytes() >= FLUSH_BYTES {
-                        self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
+                    if pending.archive.pending_bytes() >= FLUSH_BYTES {
+                        self.flush(&mut pending).await?;
                     }
                 }
             }
         }
-        self.flush(&mut buffer, &mut outgoing, &mut offsets).await?;
+        self.flush(&mut pending).await?;
         info!(processed, "pipeline stopped");
         Ok(())
     }
 
-    /// Carries what the core emitted to the archive, the live view and the alerts topic.
-    fn emit(&self, out: &mut Output, buffer: &mut ArchiveBuffer, outgoing: &mut Vec<Outgoing>) {
+    /// Carries what the core emitted to the live view and the pending archive, index and
+    /// alerts topic.
+    fn emit(&self, out: &mut Output, pending: &mut Pending) {
         for window in out.windows.drain(..) {
             self.hub.publish_window(&window);
+            pending.windows.push(window);
         }
         for alert in out.alerts.drain(..) {
-            buffer.push_alert(&alert);
+            pending.archive.push_alert(&alert);
             self.hub.publish_alert(&alert);
-            outgoing.push(Outgoing {
+            pending.outgoing.push(Outgoing {
                 topic: topics::ALERTS,
                 key: alert.sensor_id.clone().into_bytes(),
                 payload: serde_json::to_vec(&alert).expect("alerts serialize"),
                 headers: None,
             });
+            pending.alerts.push(alert);
         }
     }
 
-    /// Makes everything consumed so far durable, then commits its offsets.
-    async fn flush(
-        &self,
-        buffer: &mut ArchiveBuffer,
-        outgoing: &mut Vec<Outgoing>,
-        offsets: &mut TopicPartitionList,
-    ) -> anyhow::Result<()> {
+    /// Makes everything pending durable (archive, then index, then the broker's
+    /// acknowledgements), and only then commits the consumed offsets. Each step is retried
+    /// until it succeeds: skipping one would lose data.
+    async fn flush(&self, pending: &mut Pending) -> anyhow::Result<()> {
         // Ticks raise alerts without consuming anything (a sensor went offline): those must
         // go out too, so only a flush with nothing at all to do returns early.
-        if offsets.count() == 0 && buffer.is_empty() && outgoing.is_empty() {
+        if pending.is_empty() {
             return Ok(());
         }
-        let mut batch = buffer.take_batch();
-        // Retry until the archive takes the batch: committing without it would lose data.
-        loop {
+        let mut batch = pending.archive.take_batch();
+        let files = loop {
             let store = Arc::clone(&self.store);
             let result = tokio::task::spawn_blocking(move || batch.write(store.as_ref()))
                 .await
                 .context("archive writer panicked")?;
             match result {
-                Ok(_) => break,
+                Ok(files) => break files,
                 Err((rest, e)) => {
                     error!("archive write failed, retrying in 1s: {e}");
                     batch = rest;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
+        };
+        let alerts = std::mem::take(&mut pending.alerts);
+        let windows = std::mem::take(&mut pending.windows);
+        let entry = IndexBatch {
+            files: &files,
+            alerts: &alerts,
+            windows: &windows,
+            written_ms: now_ms(),
+        };
+        while let Err(e) = self.index.record(entry).await {
+            error!("index update failed, retrying in 1s: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        self.deliver(std::mem::take(outgoing)).await;
-        let to_commit = std::mem::replace(offsets, TopicPartitionList::new());
+        self.deliver(std::mem::take(&mut pending.outgoing)).await;
+        let to_commit = std::mem::replace(&mut pending.offsets, TopicPartitionList::new());
         if to_commit.count() == 0 {
             return Ok(());
         }

@@ -1,9 +1,11 @@
 //! The `thermoalert` binary: parses the command line, wires Kafka (real or embedded), the
 //! pipeline, the archive and the web app together, and runs them until interrupted.
 
+mod api;
 mod config;
 mod feed;
 mod ingest;
+mod params;
 mod web;
 
 use std::net::SocketAddr;
@@ -15,6 +17,8 @@ use clap::Parser;
 use leptos::config::get_configuration;
 use thermoalert_app::live::LiveHub;
 use thermoalert_pipeline::archive::{LocalStore, Store};
+use thermoalert_pipeline::history::History;
+use thermoalert_pipeline::index::SensorIndex;
 use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
 use thermoalert_pipeline::processor::Processor;
 use thermoalert_pipeline::simulate::SimulatorConfig;
@@ -82,10 +86,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let store = open_store(&args)?;
+    let index_path = args.data_dir.join("index.sqlite");
+    let index = SensorIndex::open(&index_path).await?;
     let hub = LiveHub::new(LIVE_CAPACITY);
     info!(
         kafka = if embedded.is_some() { "embedded (in-process mock cluster)" } else { brokers.as_str() },
         archive = %store.location(),
+        index = %index_path.display(),
         high = thresholds.high,
         critical = thresholds.critical,
         hysteresis = thresholds.hysteresis,
@@ -100,7 +107,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         consumer: kafka::readings_consumer(&brokers, &args.group)?,
         producer: kafka::producer(&brokers)?,
         processor: Processor::new(core),
-        store,
+        store: Arc::clone(&store),
+        index: index.clone(),
         hub: hub.clone(),
         writer_id: writer_id(),
         flush_interval: args.flush_interval,
@@ -127,6 +135,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = web::router(web::AppState {
         leptos_options: conf.leptos_options,
         hub,
+        history: History::new(index, store),
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")

@@ -12,13 +12,17 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::{App, shell};
+use thermoalert_pipeline::history::History;
 use tokio::sync::broadcast::error::RecvError;
+
+use crate::api;
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: LiveHub,
+    pub history: History,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -33,6 +37,11 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream))
+        .route("/api/sensors", get(api::sensors))
+        .route("/api/alerts", get(api::alerts))
+        .route("/api/readings", get(api::readings))
+        .route("/api/history/{sensor}", get(api::history))
+        .route("/api/export.csv", get(api::export_csv))
         .route(
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

@@ -77,6 +77,14 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     Some(body)
 }
 
+/// The body of a raw HTTP response.
+fn body(response: &str) -> String {
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
 type Received = (Vec<u8>, Vec<(String, String)>);
 
 /// Reads `topic` from the start in a fresh group, keeping the payload and headers of the
@@ -308,6 +316,61 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     assert_eq!(
         count_lines(&data.path().join("archive/alerts/instant").join(&hot)),
         3
+    );
+
+    // The index answers the JSON API: one row per alert id, the readings, the CSV export.
+    let from = t0 - 1.0;
+    let to = t0 + 10.0;
+    let alerts_json: serde_json::Value = serde_json::from_str(&body(
+        &http_get(port, &format!("/api/alerts?sensor={hot}")).unwrap(),
+    ))
+    .unwrap();
+    let mut listed: Vec<(String, String)> = alerts_json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap().to_owned(),
+                a["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            ("instant".into(), "cleared".into()),
+            ("offline".into(), "open".into())
+        ]
+    );
+    let readings_json: serde_json::Value = serde_json::from_str(&body(
+        &http_get(
+            port,
+            &format!("/api/readings?sensor={hot}&from={from}&to={to}"),
+        )
+        .unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(
+        readings_json["readings"].as_array().unwrap().len(),
+        temps.len()
+    );
+    let csv = body(
+        &http_get(
+            port,
+            &format!("/api/export.csv?sensor={hot}&from={from}&to={to}"),
+        )
+        .unwrap(),
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "timestamp,sensor_id,temperature");
+    assert_eq!(lines[1], format!("{},{hot},70", t0 as i64));
+    assert_eq!(lines.len(), 1 + temps.len());
+    let refused = http_get(port, "/api/alerts?severity=bogus").unwrap();
+    assert!(
+        refused.starts_with("HTTP/1.0 400") || refused.starts_with("HTTP/1.1 400"),
+        "{refused}"
     );
 
     // The server-rendered overview shows the sensor.
