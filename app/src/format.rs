@@ -5,11 +5,7 @@ use thermoalert_pipeline::model::Level;
 
 /// `78.5 °C`; non-finite values never reach the screen as `NaN` or `inf`.
 pub fn temperature(t: f64) -> String {
-    if t.is_finite() {
-        format!("{t:.1} °C")
-    } else {
-        "—".into()
-    }
+    if t.is_finite() { format!("{t:.1} °C") } else { "—".into() }
 }
 
 /// `14:03:07 UTC` for an epoch-seconds time.

@@ -98,10 +98,7 @@ mod hub {
     impl LiveHub {
         pub fn new(capacity: usize) -> Self {
             let (tx, _) = broadcast::channel(capacity);
-            LiveHub {
-                board: Arc::default(),
-                tx,
-            }
+            LiveHub { board: Arc::default(), tx }
         }
 
         pub fn publish_reading(&self, reading: &Reading, level: Level) {
@@ -109,9 +106,7 @@ mod hub {
                 let mut board = self.board.write().expect("live board lock");
                 board.readings_seen += 1;
                 let view = SensorView::next(board.sensors.get(&reading.sensor_id), reading, level);
-                board
-                    .sensors
-                    .insert(reading.sensor_id.clone(), view.clone());
+                board.sensors.insert(reading.sensor_id.clone(), view.clone());
                 view
             };
             // No subscribers is fine: nobody is watching.
@@ -155,11 +150,7 @@ mod hub {
         use super::*;
 
         fn reading(s: &str, t: f64, temp: f64) -> Reading {
-            Reading {
-                timestamp: t,
-                sensor_id: s.into(),
-                temperature: temp,
-            }
+            Reading { timestamp: t, sensor_id: s.into(), temperature: temp }
         }
 
         #[test]
@@ -184,13 +175,8 @@ mod hub {
             for i in 0..10 {
                 hub.publish_reading(&reading("a", f64::from(i), 20.0), Level::Normal);
             }
-            assert!(matches!(
-                rx.try_recv(),
-                Err(broadcast::error::TryRecvError::Lagged(6))
-            ));
-            let LiveEvent::Reading(next) = rx.try_recv().unwrap() else {
-                panic!("a reading")
-            };
+            assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(6))));
+            let LiveEvent::Reading(next) = rx.try_recv().unwrap() else { panic!("a reading") };
             assert_eq!(next.timestamp, 6.0);
         }
     }

@@ -18,17 +18,11 @@ const START_S: f64 = 1_700_000_000.0;
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
-    let total: usize = args
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(2_000_000);
+    let total: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
     let sensors: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000);
 
     let readings = generate(total, sensors);
-    let messages: Vec<Vec<u8>> = readings
-        .iter()
-        .map(|r| serde_json::to_vec(r).unwrap())
-        .collect();
+    let messages: Vec<Vec<u8>> = readings.iter().map(|r| serde_json::to_vec(r).unwrap()).collect();
     let avg_len = messages.iter().map(Vec::len).sum::<usize>() as f64 / messages.len() as f64;
     println!(
         "core benchmark: {} readings, {sensors} sensors, {avg_len:.0}-byte messages, 1 thread",
@@ -47,13 +41,7 @@ fn main() {
 
     let index: Vec<usize> = readings
         .iter()
-        .map(|r| {
-            r.sensor_id
-                .trim_start_matches("sensor")
-                .parse::<usize>()
-                .unwrap()
-                - 1
-        })
+        .map(|r| r.sensor_id.trim_start_matches("sensor").parse::<usize>().unwrap() - 1)
         .collect();
     let thresholds = Thresholds::default();
     report("classify + episodes", readings.len(), || {
@@ -124,11 +112,7 @@ fn main() {
 /// One reading per sensor per second, excursions included, with 1 % of readings delayed by up
 /// to a minute (out of order).
 fn generate(total: usize, sensors: usize) -> Vec<Reading> {
-    let mut sim = Simulator::new(SimulatorConfig {
-        sensors,
-        seed: 7,
-        excursion_chance: 0.002,
-    });
+    let mut sim = Simulator::new(SimulatorConfig { sensors, seed: 7, excursion_chance: 0.002 });
     let mut readings = Vec::with_capacity(total + sensors);
     let mut t = START_S;
     while readings.len() < total {
@@ -162,9 +146,5 @@ fn report(stage: &str, readings: usize, mut f: impl FnMut()) {
         .min()
         .unwrap();
     let rate = readings as f64 / best.as_secs_f64();
-    println!(
-        "{stage:<30} {:>8.2} M readings/s  ({:.1} ns/reading)",
-        rate / 1e6,
-        1e9 / rate
-    );
+    println!("{stage:<30} {:>8.2} M readings/s  ({:.1} ns/reading)", rate / 1e6, 1e9 / rate);
 }

@@ -82,9 +82,7 @@ mod tests {
     use super::*;
 
     fn wave(n: usize) -> Vec<Point> {
-        (0..n)
-            .map(|i| (i as f64, (i as f64 / 50.0).sin() * 10.0 + 50.0))
-            .collect()
+        (0..n).map(|i| (i as f64, (i as f64 / 50.0).sin() * 10.0 + 50.0)).collect()
     }
 
     #[test]
@@ -105,10 +103,7 @@ mod tests {
         assert_eq!(d.last(), s.last());
         assert!(d.contains(&(31_337.0, 99.0)));
         assert!(d.contains(&(77_000.0, -5.0)));
-        assert!(
-            d.windows(2).all(|w| w[0].0 < w[1].0),
-            "time stays ascending"
-        );
+        assert!(d.windows(2).all(|w| w[0].0 < w[1].0), "time stays ascending");
     }
 
     #[test]

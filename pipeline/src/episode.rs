@@ -3,16 +3,18 @@
 //! when the value falls below HIGH minus the hysteresis, so a sensor flapping around a
 //! threshold yields a single episode. Every state change is an [`Alert`] with the episode's id.
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Alert, AlertKind, AlertState, Level, Reading};
 use crate::rules::Thresholds;
 
 /// The open episode of one sensor, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Episode {
     open: Option<OpenEpisode>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct OpenEpisode {
     opened_ms: i64,
     severity: Level,
@@ -41,23 +43,12 @@ impl Episode {
         match self.open {
             None if level > Level::Normal => {
                 let opened_ms = reading.event_time_ms();
-                self.open = Some(OpenEpisode {
-                    opened_ms,
-                    severity: level,
-                });
-                Some(alert(
-                    opened_ms,
-                    level,
-                    AlertState::Open,
-                    thresholds.threshold_of(level),
-                ))
+                self.open = Some(OpenEpisode { opened_ms, severity: level });
+                Some(alert(opened_ms, level, AlertState::Open, thresholds.threshold_of(level)))
             }
             None => None,
             Some(open) if level > open.severity => {
-                self.open = Some(OpenEpisode {
-                    severity: level,
-                    ..open
-                });
+                self.open = Some(OpenEpisode { severity: level, ..open });
                 Some(alert(
                     open.opened_ms,
                     level,
@@ -90,11 +81,7 @@ mod tests {
             .iter()
             .enumerate()
             .filter_map(|(i, &temp)| {
-                let r = Reading {
-                    timestamp: i as f64,
-                    sensor_id: "s1".into(),
-                    temperature: temp,
-                };
+                let r = Reading { timestamp: i as f64, sensor_id: "s1".into(), temperature: temp };
                 e.observe(&r, &t)
             })
             .collect()

@@ -61,10 +61,7 @@ impl History {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReadingsPage, HistoryError> {
-        let files = self
-            .index
-            .files(sensor_id, Stream::Readings, from_ms, to_ms)
-            .await?;
+        let files = self.index.files(sensor_id, Stream::Readings, from_ms, to_ms).await?;
         let records: i64 = files.iter().map(|f| f.records).sum();
         if records > MAX_RAW_READINGS {
             return Err(HistoryError::TooLarge { records });
@@ -73,10 +70,7 @@ impl History {
         let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
         // The store blocks (HDFS is JNI): read off the async runtime.
         let page = tokio::task::spawn_blocking(move || -> Result<ReadingsPage, StoreError> {
-            let mut page = ReadingsPage {
-                files: paths.len(),
-                ..ReadingsPage::default()
-            };
+            let mut page = ReadingsPage { files: paths.len(), ..ReadingsPage::default() };
             for path in &paths {
                 let bytes = store.read_file(path)?;
                 for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -108,11 +102,8 @@ impl History {
         max_points: usize,
     ) -> Result<Vec<Point>, HistoryError> {
         let page = self.readings(sensor_id, from_ms, to_ms).await?;
-        let series: Vec<Point> = page
-            .readings
-            .iter()
-            .map(|r| (r.timestamp, r.temperature))
-            .collect();
+        let series: Vec<Point> =
+            page.readings.iter().map(|r| (r.timestamp, r.temperature)).collect();
         Ok(downsample(&series, max_points))
     }
 }
@@ -139,9 +130,7 @@ mod tests {
 
     async fn history() -> (tempfile::TempDir, History) {
         let dir = tempfile::tempdir().unwrap();
-        let index = SensorIndex::open(&dir.path().join("index.sqlite"))
-            .await
-            .unwrap();
+        let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
         let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().join("archive")));
         (dir, History::new(index, store))
     }
@@ -150,34 +139,20 @@ mod tests {
         let mut buf = ArchiveBuffer::new(writer);
         readings.iter().for_each(|r| buf.push_reading(r));
         let files = buf.take_batch().write(h.store.as_ref()).unwrap();
-        h.index
-            .record(IndexBatch {
-                files: &files,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        h.index.record(IndexBatch { files: &files, ..Default::default() }).await.unwrap();
     }
 
     fn r(sensor: &str, t: f64, temp: f64) -> Reading {
-        Reading {
-            timestamp: t,
-            sensor_id: sensor.into(),
-            temperature: temp,
-        }
+        Reading { timestamp: t, sensor_id: sensor.into(), temperature: temp }
     }
 
     #[tokio::test]
     async fn readings_come_back_in_range_in_order_without_replayed_duplicates() {
         let (_dir, h) = history().await;
-        let first: Vec<_> = (0..10)
-            .map(|i| r("s", f64::from(i), f64::from(i)))
-            .collect();
+        let first: Vec<_> = (0..10).map(|i| r("s", f64::from(i), f64::from(i))).collect();
         archive(&h, "run1", &first).await;
         // A crash replays readings 5..10 (they land in a second file), and 10..15 follow.
-        let replay: Vec<_> = (5..15)
-            .map(|i| r("s", f64::from(i), f64::from(i)))
-            .collect();
+        let replay: Vec<_> = (5..15).map(|i| r("s", f64::from(i), f64::from(i))).collect();
         archive(&h, "run2", &replay).await;
         archive(&h, "run2", &[r("other", 3.0, 1.0)]).await;
 
@@ -199,15 +174,8 @@ mod tests {
     async fn damaged_lines_are_skipped_and_counted() {
         let (dir, h) = history().await;
         archive(&h, "w", &[r("s", 1.0, 20.0), r("s", 2.0, 21.0)]).await;
-        let file = &h
-            .index
-            .files("s", Stream::Readings, 0, i64::MAX)
-            .await
-            .unwrap()[0];
-        let on_disk = dir
-            .path()
-            .join("archive")
-            .join(file.path.trim_start_matches('/'));
+        let file = &h.index.files("s", Stream::Readings, 0, i64::MAX).await.unwrap()[0];
+        let on_disk = dir.path().join("archive").join(file.path.trim_start_matches('/'));
         let mut text = std::fs::read_to_string(&on_disk).unwrap();
         text.push_str("{\"timestamp\": 3, trunc\n");
         std::fs::write(&on_disk, text).unwrap();

@@ -14,6 +14,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::archive::{ArchiveFile, Stream};
 use crate::model::{Alert, AlertKind, AlertState, Level, SensorWindow, WindowStats};
+use crate::processor::SensorSnapshot;
 
 /// Rows per multi-row statement: far below SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
@@ -24,20 +25,15 @@ pub enum IndexError {
     #[error("cannot open the index {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error("cannot migrate the index {path}: {source}")]
-    Migrate {
-        path: String,
-        source: sqlx::migrate::MigrateError,
-    },
+    Migrate { path: String, source: sqlx::migrate::MigrateError },
     #[error("index: cannot {op}: {source}")]
-    Query {
-        op: &'static str,
-        source: sqlx::Error,
-    },
+    Query { op: &'static str, source: sqlx::Error },
     #[error("index: stored alert {alert_id} is unreadable: {source}")]
-    Corrupt {
-        alert_id: String,
-        source: serde_json::Error,
-    },
+    Corrupt { alert_id: String, source: serde_json::Error },
+    #[error(
+        "index: the saved state of sensor {sensor_id} is unreadable ({source}); delete its row in sensor_state to start it afresh"
+    )]
+    CorruptState { sensor_id: String, source: serde_json::Error },
 }
 
 fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
@@ -50,6 +46,8 @@ pub struct IndexBatch<'a> {
     pub files: &'a [ArchiveFile],
     pub alerts: &'a [Alert],
     pub windows: &'a [SensorWindow],
+    /// The core's state of the sensors that changed, as of this flush.
+    pub snapshots: &'a [SensorSnapshot],
     /// Processing time of the flush (epoch ms).
     pub written_ms: i64,
 }
@@ -108,10 +106,7 @@ impl SensorIndex {
     pub async fn open(path: &Path) -> Result<SensorIndex, IndexError> {
         let shown = path.display().to_string();
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{shown}"))
-            .map_err(|source| IndexError::Open {
-                path: shown.clone(),
-                source,
-            })?
+            .map_err(|source| IndexError::Open { path: shown.clone(), source })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL: durable at each checkpoint, never corrupt; the archive files are
@@ -122,27 +117,17 @@ impl SensorIndex {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|source| IndexError::Open {
-                path: shown.clone(),
-                source,
-            })?;
+            .map_err(|source| IndexError::Open { path: shown.clone(), source })?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|source| IndexError::Migrate {
-                path: shown,
-                source,
-            })?;
+            .map_err(|source| IndexError::Migrate { path: shown, source })?;
         Ok(SensorIndex { pool })
     }
 
     /// Records a flush: its files, alerts, windows and the sensors its readings came from.
     pub async fn record(&self, batch: IndexBatch<'_>) -> Result<(), IndexError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(query_err("begin a transaction"))?;
+        let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
         for chunk in batch.files.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT OR IGNORE INTO archive_files \
@@ -158,34 +143,23 @@ impl SensorIndex {
                     .push_bind(f.contents.len() as i64)
                     .push_bind(batch.written_ms);
             });
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("record archive files"))?;
+            q.build().execute(&mut *tx).await.map_err(query_err("record archive files"))?;
         }
-        let readings: Vec<&ArchiveFile> = batch
-            .files
-            .iter()
-            .filter(|f| f.stream == Stream::Readings)
-            .collect();
+        let readings: Vec<&ArchiveFile> =
+            batch.files.iter().filter(|f| f.stream == Stream::Readings).collect();
         for chunk in readings.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO sensors (sensor_id, first_seen_ms, last_seen_ms) ",
             );
             q.push_values(chunk, |mut row, f| {
-                row.push_bind(&f.sensor_id)
-                    .push_bind(f.first_ms)
-                    .push_bind(f.last_ms);
+                row.push_bind(&f.sensor_id).push_bind(f.first_ms).push_bind(f.last_ms);
             });
             q.push(
                 " ON CONFLICT (sensor_id) DO UPDATE SET \
                  first_seen_ms = min(sensors.first_seen_ms, excluded.first_seen_ms), \
                  last_seen_ms = max(sensors.last_seen_ms, excluded.last_seen_ms)",
             );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("record sensors"))?;
+            q.build().execute(&mut *tx).await.map_err(query_err("record sensors"))?;
         }
         for chunk in batch.alerts.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -219,10 +193,7 @@ impl SensorIndex {
                  WHERE (excluded.updated_ms, excluded.revision, excluded.state_rank) \
                      > (alerts.updated_ms, alerts.revision, alerts.state_rank)",
             );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("record alerts"))?;
+            q.build().execute(&mut *tx).await.map_err(query_err("record alerts"))?;
         }
         for chunk in batch.windows.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -248,12 +219,42 @@ impl SensorIndex {
                  revision = excluded.revision, late = excluded.late \
                  WHERE excluded.revision > window_stats.revision",
             );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(query_err("record window statistics"))?;
+            q.build().execute(&mut *tx).await.map_err(query_err("record window statistics"))?;
+        }
+        for chunk in batch.snapshots.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO sensor_state (sensor_id, snapshot, updated_ms) ",
+            );
+            q.push_values(chunk, |mut row, s| {
+                row.push_bind(&s.sensor_id)
+                    .push_bind(serde_json::to_string(s).expect("snapshots serialize"))
+                    .push_bind(batch.written_ms);
+            });
+            q.push(
+                " ON CONFLICT (sensor_id) DO UPDATE SET snapshot = excluded.snapshot, \
+                 updated_ms = excluded.updated_ms",
+            );
+            q.build().execute(&mut *tx).await.map_err(query_err("record sensor state"))?;
         }
         tx.commit().await.map_err(query_err("commit a transaction"))
+    }
+
+    /// The core's state of every sensor as of the last flush, to restore at start. A
+    /// snapshot that no longer parses (written by an incompatible version) is an error: the
+    /// operator decides, nothing is silently reset.
+    pub async fn snapshots(&self) -> Result<Vec<SensorSnapshot>, IndexError> {
+        let rows = sqlx::query("SELECT sensor_id, snapshot FROM sensor_state ORDER BY sensor_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("load sensor state"))?;
+        rows.into_iter()
+            .map(|r| {
+                let sensor_id: String = r.get(0);
+                let text: String = r.get(1);
+                serde_json::from_str(&text)
+                    .map_err(|source| IndexError::CorruptState { sensor_id, source })
+            })
+            .collect()
     }
 
     /// The live files of `stream` for `sensor_id` that may hold records in `[from_ms, to_ms]`.
@@ -322,22 +323,14 @@ impl SensorIndex {
         }
         q.push(" ORDER BY CASE severity WHEN 'CRITICAL' THEN 0 ELSE 1 END, updated_ms DESC, alert_id LIMIT ")
             .push_bind(i64::from(filter.limit));
-        let rows = q
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_err("list alerts"))?;
+        let rows = q.build().fetch_all(&self.pool).await.map_err(query_err("list alerts"))?;
         rows.into_iter()
             .map(|r| {
                 let alert_id: String = r.get(0);
                 let body: String = r.get(1);
                 let alert = serde_json::from_str(&body)
                     .map_err(|source| IndexError::Corrupt { alert_id, source })?;
-                Ok(AlertRecord {
-                    alert,
-                    acknowledged_by: r.get(2),
-                    acknowledged_ms: r.get(3),
-                })
+                Ok(AlertRecord { alert, acknowledged_by: r.get(2), acknowledged_ms: r.get(3) })
             })
             .collect()
     }
@@ -443,20 +436,14 @@ mod tests {
 
     async fn index() -> (tempfile::TempDir, SensorIndex) {
         let dir = tempfile::tempdir().unwrap();
-        let index = SensorIndex::open(&dir.path().join("index.sqlite"))
-            .await
-            .unwrap();
+        let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
         (dir, index)
     }
 
     fn alert(id_ms: i64, state: AlertState, at: f64, revision: Option<u32>) -> Alert {
         Alert {
             alert_id: Alert::id_for(AlertKind::Instant, "s1", id_ms),
-            kind: if revision.is_some() {
-                AlertKind::Window
-            } else {
-                AlertKind::Instant
-            },
+            kind: if revision.is_some() { AlertKind::Window } else { AlertKind::Instant },
             severity: Level::High,
             state,
             sensor_id: "s1".into(),
@@ -481,83 +468,33 @@ mod tests {
         let (_dir, index) = index().await;
         let mut buf = ArchiveBuffer::new("w");
         for t in [100.0, 200.0] {
-            buf.push_reading(&Reading {
-                timestamp: t,
-                sensor_id: "a".into(),
-                temperature: 1.0,
-            });
+            buf.push_reading(&Reading { timestamp: t, sensor_id: "a".into(), temperature: 1.0 });
         }
         let first = buf.take_batch().files;
-        buf.push_reading(&Reading {
-            timestamp: 300.0,
-            sensor_id: "a".into(),
-            temperature: 1.0,
-        });
-        buf.push_reading(&Reading {
-            timestamp: 300.0,
-            sensor_id: "b".into(),
-            temperature: 1.0,
-        });
+        buf.push_reading(&Reading { timestamp: 300.0, sensor_id: "a".into(), temperature: 1.0 });
+        buf.push_reading(&Reading { timestamp: 300.0, sensor_id: "b".into(), temperature: 1.0 });
         let second = buf.take_batch().files;
         index
-            .record(IndexBatch {
-                files: &first,
-                written_ms: 1,
-                ..Default::default()
-            })
+            .record(IndexBatch { files: &first, written_ms: 1, ..Default::default() })
             .await
             .unwrap();
         index
-            .record(IndexBatch {
-                files: &second,
-                written_ms: 2,
-                ..Default::default()
-            })
+            .record(IndexBatch { files: &second, written_ms: 2, ..Default::default() })
             .await
             .unwrap();
         // Recording the same files again (a replayed flush) changes nothing.
         index
-            .record(IndexBatch {
-                files: &first,
-                written_ms: 3,
-                ..Default::default()
-            })
+            .record(IndexBatch { files: &first, written_ms: 3, ..Default::default() })
             .await
             .unwrap();
 
-        let all = index
-            .files("a", Stream::Readings, 0, i64::MAX)
-            .await
-            .unwrap();
+        let all = index.files("a", Stream::Readings, 0, i64::MAX).await.unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!(
-            (all[0].first_ms, all[0].last_ms, all[0].records),
-            (100_000, 200_000, 2)
-        );
+        assert_eq!((all[0].first_ms, all[0].last_ms, all[0].records), (100_000, 200_000, 2));
         assert_eq!(all[0].bytes as usize, first[0].contents.len());
-        assert_eq!(
-            index
-                .files("a", Stream::Readings, 250_000, 260_000)
-                .await
-                .unwrap()
-                .len(),
-            0
-        );
-        assert_eq!(
-            index
-                .files("a", Stream::Readings, 200_000, 300_000)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
-        assert!(
-            index
-                .files("a", Stream::InstantAlerts, 0, i64::MAX)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(index.files("a", Stream::Readings, 250_000, 260_000).await.unwrap().len(), 0);
+        assert_eq!(index.files("a", Stream::Readings, 200_000, 300_000).await.unwrap().len(), 2);
+        assert!(index.files("a", Stream::InstantAlerts, 0, i64::MAX).await.unwrap().is_empty());
 
         let sensors = index.sensors().await.unwrap();
         let seen: Vec<_> = sensors
@@ -574,18 +511,12 @@ mod tests {
         let escalated = alert(1_000, AlertState::Escalated, 2.0, None);
         let cleared = alert(1_000, AlertState::Cleared, 3.0, None);
         index
-            .record(IndexBatch {
-                alerts: &[open.clone(), escalated.clone()],
-                ..Default::default()
-            })
+            .record(IndexBatch { alerts: &[open.clone(), escalated.clone()], ..Default::default() })
             .await
             .unwrap();
         assert!(index.acknowledge(&open.alert_id, "ops", 5).await.unwrap());
         index
-            .record(IndexBatch {
-                alerts: std::slice::from_ref(&cleared),
-                ..Default::default()
-            })
+            .record(IndexBatch { alerts: std::slice::from_ref(&cleared), ..Default::default() })
             .await
             .unwrap();
         // Replay of the whole episode after a crash.
@@ -597,13 +528,7 @@ mod tests {
             .await
             .unwrap();
 
-        let rows = index
-            .alerts(&AlertFilter {
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        let rows = index.alerts(&AlertFilter { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(rows.len(), 1, "one row per alert id");
         assert_eq!(rows[0].alert, cleared);
         assert_eq!(rows[0].acknowledged_by.as_deref(), Some("ops"));
@@ -627,50 +552,48 @@ mod tests {
             },
         };
         index
-            .record(IndexBatch {
-                windows: &[w(0, 10.0), w(2, 30.0)],
-                ..Default::default()
-            })
+            .record(IndexBatch { windows: &[w(0, 10.0), w(2, 30.0)], ..Default::default() })
             .await
             .unwrap();
-        index
-            .record(IndexBatch {
-                windows: &[w(1, 20.0)],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        index.record(IndexBatch { windows: &[w(1, 20.0)], ..Default::default() }).await.unwrap();
         let got = index.windows("s1", 0, 1_000_000).await.unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(
             (got[0].revision, got[0].avg_temperature, got[0].window_start),
             (2, 30.0, 300.0)
         );
-        assert!(
-            index
-                .windows("s1", 300_001, 1_000_000)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert!(index.windows("s1", 300_001, 1_000_000).await.unwrap().is_empty());
 
         let r1 = alert(300_000, AlertState::Open, 300.0, Some(1));
         let r2 = alert(300_000, AlertState::Escalated, 300.0, Some(2));
-        index
-            .record(IndexBatch {
-                alerts: &[r2.clone(), r1],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let rows = index
-            .alerts(&AlertFilter {
-                limit: 10,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+        index.record(IndexBatch { alerts: &[r2.clone(), r1], ..Default::default() }).await.unwrap();
+        let rows = index.alerts(&AlertFilter { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(rows[0].alert, r2);
+    }
+
+    #[tokio::test]
+    async fn sensor_state_round_trips_and_the_latest_wins() {
+        use crate::processor::{Output, Processor, ProcessorConfig};
+        let (_dir, index) = index().await;
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        let mut snaps = Vec::new();
+        p.process(
+            &Reading { timestamp: 1.0, sensor_id: "s".into(), temperature: 85.0 },
+            1_000,
+            &mut out,
+        );
+        p.take_changed(&mut snaps);
+        index.record(IndexBatch { snapshots: &snaps, ..Default::default() }).await.unwrap();
+        p.process(
+            &Reading { timestamp: 2.0, sensor_id: "s".into(), temperature: 95.0 },
+            2_000,
+            &mut out,
+        );
+        snaps.clear();
+        p.take_changed(&mut snaps);
+        index.record(IndexBatch { snapshots: &snaps, ..Default::default() }).await.unwrap();
+        assert_eq!(index.snapshots().await.unwrap(), snaps);
     }
 
     #[tokio::test]
@@ -685,63 +608,29 @@ mod tests {
         c.alert_id = "instant-s1-3000".into();
         a.temperature = 81.0;
         index
-            .record(IndexBatch {
-                alerts: &[a.clone(), b.clone(), c.clone()],
-                ..Default::default()
-            })
+            .record(IndexBatch { alerts: &[a.clone(), b.clone(), c.clone()], ..Default::default() })
             .await
             .unwrap();
-        let ids = |rows: Vec<AlertRecord>| {
-            rows.into_iter()
-                .map(|r| r.alert.alert_id)
-                .collect::<Vec<_>>()
-        };
-        let all = AlertFilter {
-            limit: 10,
-            ..Default::default()
-        };
+        let ids =
+            |rows: Vec<AlertRecord>| rows.into_iter().map(|r| r.alert.alert_id).collect::<Vec<_>>();
+        let all = AlertFilter { limit: 10, ..Default::default() };
         assert_eq!(
             ids(index.alerts(&all).await.unwrap()),
             vec![b.alert_id.clone(), c.alert_id.clone(), a.alert_id.clone()]
         );
-        let f = AlertFilter {
-            severities: vec![Level::High],
-            ..all.clone()
-        };
+        let f = AlertFilter { severities: vec![Level::High], ..all.clone() };
         assert_eq!(
             ids(index.alerts(&f).await.unwrap()),
             vec![c.alert_id.clone(), a.alert_id.clone()]
         );
-        let f = AlertFilter {
-            sensors: vec!["s2".into()],
-            ..all.clone()
-        };
-        assert_eq!(
-            ids(index.alerts(&f).await.unwrap()),
-            vec![b.alert_id.clone()]
-        );
-        let f = AlertFilter {
-            states: vec![AlertState::Cleared],
-            ..all.clone()
-        };
-        assert_eq!(
-            ids(index.alerts(&f).await.unwrap()),
-            vec![c.alert_id.clone()]
-        );
-        let f = AlertFilter {
-            kinds: vec![AlertKind::Window],
-            ..all.clone()
-        };
+        let f = AlertFilter { sensors: vec!["s2".into()], ..all.clone() };
+        assert_eq!(ids(index.alerts(&f).await.unwrap()), vec![b.alert_id.clone()]);
+        let f = AlertFilter { states: vec![AlertState::Cleared], ..all.clone() };
+        assert_eq!(ids(index.alerts(&f).await.unwrap()), vec![c.alert_id.clone()]);
+        let f = AlertFilter { kinds: vec![AlertKind::Window], ..all.clone() };
         assert!(index.alerts(&f).await.unwrap().is_empty());
-        let f = AlertFilter {
-            from_ms: Some(2_000),
-            to_ms: Some(3_000),
-            ..all.clone()
-        };
-        assert_eq!(
-            ids(index.alerts(&f).await.unwrap()),
-            vec![b.alert_id.clone()]
-        );
+        let f = AlertFilter { from_ms: Some(2_000), to_ms: Some(3_000), ..all.clone() };
+        assert_eq!(ids(index.alerts(&f).await.unwrap()), vec![b.alert_id.clone()]);
         let f = AlertFilter { limit: 1, ..all };
         assert_eq!(index.alerts(&f).await.unwrap().len(), 1);
     }

@@ -20,17 +20,9 @@ use crate::topics;
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaAdapterError {
     #[error("cannot create the Kafka {what} for {brokers}: {source}")]
-    Client {
-        what: &'static str,
-        brokers: String,
-        source: KafkaError,
-    },
+    Client { what: &'static str, brokers: String, source: KafkaError },
     #[error("cannot reach the Kafka broker at {brokers} within {timeout:?}: {source}")]
-    Unreachable {
-        brokers: String,
-        timeout: Duration,
-        source: KafkaError,
-    },
+    Unreachable { brokers: String, timeout: Duration, source: KafkaError },
     #[error("cannot create topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
     #[error("cannot subscribe to `{topic}`: {source}")]
@@ -50,10 +42,7 @@ impl TopicPlan {
     /// `(name, extra config)` of every topic.
     fn topics(&self) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
         vec![
-            (
-                topics::READINGS,
-                vec![("retention.ms", topics::READINGS_RETENTION_MS.to_string())],
-            ),
+            (topics::READINGS, vec![("retention.ms", topics::READINGS_RETENTION_MS.to_string())]),
             (topics::ALERTS, vec![]),
             (topics::DEAD_LETTERS, vec![]),
         ]
@@ -62,8 +51,7 @@ impl TopicPlan {
 
 fn base_config(brokers: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", brokers)
-        .set("client.id", "thermoalert");
+    c.set("bootstrap.servers", brokers).set("client.id", "thermoalert");
     c
 }
 
@@ -75,22 +63,15 @@ pub async fn ensure_topics(
     timeout: Duration,
 ) -> Result<(), KafkaAdapterError> {
     let admin: AdminClient<DefaultClientContext> =
-        base_config(brokers)
-            .create()
-            .map_err(|source| KafkaAdapterError::Client {
-                what: "admin client",
-                brokers: brokers.into(),
-                source,
-            })?;
-    // Metadata first: an unreachable broker gives one clear error instead of per-topic ones.
-    admin
-        .inner()
-        .fetch_metadata(None, timeout)
-        .map_err(|source| KafkaAdapterError::Unreachable {
+        base_config(brokers).create().map_err(|source| KafkaAdapterError::Client {
+            what: "admin client",
             brokers: brokers.into(),
-            timeout,
             source,
         })?;
+    // Metadata first: an unreachable broker gives one clear error instead of per-topic ones.
+    admin.inner().fetch_metadata(None, timeout).map_err(|source| {
+        KafkaAdapterError::Unreachable { brokers: brokers.into(), timeout, source }
+    })?;
     let specs = plan.topics();
     let new_topics: Vec<NewTopic<'_>> = specs
         .iter()
@@ -102,23 +83,14 @@ pub async fn ensure_topics(
         })
         .collect();
     let results = admin
-        .create_topics(
-            &new_topics,
-            &AdminOptions::new().operation_timeout(Some(timeout)),
-        )
+        .create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(timeout)))
         .await
-        .map_err(|e| KafkaAdapterError::CreateTopic {
-            topic: "*".into(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| KafkaAdapterError::CreateTopic { topic: "*".into(), reason: e.to_string() })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(KafkaAdapterError::CreateTopic {
-                    topic,
-                    reason: code.to_string(),
-                });
+                return Err(KafkaAdapterError::CreateTopic { topic, reason: code.to_string() });
             }
         }
     }
@@ -140,12 +112,10 @@ pub fn readings_consumer(brokers: &str, group: &str) -> Result<StreamConsumer, K
             brokers: brokers.into(),
             source,
         })?;
-    consumer
-        .subscribe(&[topics::READINGS])
-        .map_err(|source| KafkaAdapterError::Subscribe {
-            topic: topics::READINGS.into(),
-            source,
-        })?;
+    consumer.subscribe(&[topics::READINGS]).map_err(|source| KafkaAdapterError::Subscribe {
+        topic: topics::READINGS.into(),
+        source,
+    })?;
     Ok(consumer)
 }
 
@@ -205,11 +175,7 @@ impl EmbeddedBroker {
             .recv()
             .map_err(|_| KafkaAdapterError::Embedded("broker thread ended early".into()))?
             .map_err(KafkaAdapterError::Embedded)?;
-        Ok(EmbeddedBroker {
-            bootstrap,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        })
+        Ok(EmbeddedBroker { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
     }
 
     /// The `bootstrap.servers` value clients connect to.
@@ -242,9 +208,7 @@ mod tests {
             let key = format!("s{i}");
             producer
                 .send(
-                    FutureRecord::to(topics::READINGS)
-                        .key(&key)
-                        .payload(&payload),
+                    FutureRecord::to(topics::READINGS).key(&key).payload(&payload),
                     Duration::from_secs(5),
                 )
                 .await

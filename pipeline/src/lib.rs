@@ -11,6 +11,7 @@
 
 pub mod downsample;
 pub mod episode;
+mod exact_f64;
 pub mod model;
 pub mod offline;
 pub mod parse;

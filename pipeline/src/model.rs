@@ -153,38 +153,20 @@ mod tests {
 
     #[test]
     fn whole_second_timestamps_round_trip_as_integers() {
-        let r = Reading {
-            timestamp: 1651234567.0,
-            sensor_id: "sensor1".into(),
-            temperature: 78.5,
-        };
+        let r = Reading { timestamp: 1651234567.0, sensor_id: "sensor1".into(), temperature: 78.5 };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"timestamp":1651234567,"sensor_id":"sensor1","temperature":78.5}"#
         );
-        let frac = Reading {
-            timestamp: 1651234567.25,
-            ..r
-        };
-        assert!(
-            serde_json::to_string(&frac)
-                .unwrap()
-                .contains("1651234567.25")
-        );
+        let frac = Reading { timestamp: 1651234567.25, ..r };
+        assert!(serde_json::to_string(&frac).unwrap().contains("1651234567.25"));
     }
 
     #[test]
     fn event_time_floors_to_milliseconds() {
-        let r = Reading {
-            timestamp: 1.0009,
-            sensor_id: "s".into(),
-            temperature: 0.0,
-        };
+        let r = Reading { timestamp: 1.0009, sensor_id: "s".into(), temperature: 0.0 };
         assert_eq!(r.event_time_ms(), 1000);
-        let neg = Reading {
-            timestamp: -0.0005,
-            ..r
-        };
+        let neg = Reading { timestamp: -0.0005, ..r };
         assert_eq!(neg.event_time_ms(), -1);
     }
 

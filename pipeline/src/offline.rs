@@ -2,18 +2,21 @@
 //! gets an offline alert; its next reading clears it. Processing time, not event time: a
 //! sensor whose clock is wrong is still seen to be talking.
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Alert, AlertKind, AlertState, Level};
 
 /// Default silence after which a sensor is offline: 30 seconds.
 pub const DEFAULT_OFFLINE_AFTER_MS: i64 = 30_000;
 
 /// The liveness of one sensor.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Liveness {
     /// Processing time (epoch ms) of the latest reading.
     last_arrival_ms: i64,
     /// Event time (epoch ms) and value of the latest reading, for the alert.
     last_event_ms: i64,
+    #[serde(with = "crate::exact_f64")]
     last_temperature: f64,
     /// Set while an offline alert is open: the event time it is keyed by.
     offline_since_event_ms: Option<i64>,
@@ -27,6 +30,12 @@ impl Liveness {
             last_temperature: temperature,
             offline_since_event_ms: None,
         }
+    }
+
+    /// Takes up watching after a restart at processing time `now_ms`: the downtime is not
+    /// the sensor's silence. An open offline alert stays open.
+    pub fn resume(&mut self, now_ms: i64) {
+        self.last_arrival_ms = now_ms;
     }
 
     /// Processing time since the latest reading.
@@ -52,14 +61,7 @@ impl Liveness {
         self.last_temperature = temperature;
         self.last_event_ms = event_ms;
         let since = self.offline_since_event_ms.take()?;
-        Some(alert(
-            sensor_id,
-            since,
-            AlertState::Cleared,
-            event_ms,
-            temperature,
-            offline_after_ms,
-        ))
+        Some(alert(sensor_id, since, AlertState::Cleared, event_ms, temperature, offline_after_ms))
     }
 
     /// Opens the offline alert once the sensor has been silent for `offline_after_ms`.
@@ -107,21 +109,11 @@ mod tests {
     #[test]
     fn silence_opens_one_alert_and_the_next_reading_clears_it() {
         let mut l = Liveness::new(1_000, 500, 21.0);
-        assert_eq!(
-            l.check("s", 30_999, 30_000),
-            None,
-            "29.999 s of silence is not yet offline"
-        );
+        assert_eq!(l.check("s", 30_999, 30_000), None, "29.999 s of silence is not yet offline");
         let open = l.check("s", 31_000, 30_000).expect("offline after 30 s");
-        assert_eq!(
-            (open.state, open.kind),
-            (AlertState::Open, AlertKind::Offline)
-        );
+        assert_eq!((open.state, open.kind), (AlertState::Open, AlertKind::Offline));
         assert_eq!(open.alert_id, "offline-s-500");
-        assert_eq!(
-            (open.timestamp, open.temperature, open.threshold),
-            (0.5, 21.0, 30.0)
-        );
+        assert_eq!((open.timestamp, open.temperature, open.threshold), (0.5, 21.0, 30.0));
         assert_eq!(l.check("s", 90_000, 30_000), None, "one alert per silence");
         let cleared = l.seen("s", 95_000, 94_000, 22.0, 30_000).expect("cleared");
         assert_eq!(

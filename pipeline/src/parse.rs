@@ -30,10 +30,7 @@ pub enum Rejection {
     /// A required field is absent (or `null`).
     MissingField { field: &'static str },
     /// A field has the wrong JSON type.
-    WrongType {
-        field: &'static str,
-        expected: &'static str,
-    },
+    WrongType { field: &'static str, expected: &'static str },
     /// The temperature is outside what physics and real sensors allow.
     ImpossibleTemperature { value: f64 },
     /// The timestamp is negative or not a usable number.
@@ -64,10 +61,7 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Rejection::TooLarge { bytes } => {
-                write!(
-                    f,
-                    "message of {bytes} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit"
-                )
+                write!(f, "message of {bytes} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
             }
             Rejection::BadJson { detail } => write!(f, "not a JSON object: {detail}"),
             Rejection::MissingField { field } => write!(f, "missing field `{field}`"),
@@ -79,17 +73,12 @@ impl fmt::Display for Rejection {
                 "temperature {value} °C is outside {MIN_TEMPERATURE}..={MAX_TEMPERATURE} °C"
             ),
             Rejection::BadTimestamp { value } => {
-                write!(
-                    f,
-                    "timestamp {value} is not a non-negative epoch time in seconds"
-                )
+                write!(f, "timestamp {value} is not a non-negative epoch time in seconds")
             }
             Rejection::BadSensorId { reason } => write!(f, "invalid sensor_id: {reason}"),
-            Rejection::FromTheFuture { timestamp, now } => write!(
-                f,
-                "timestamp {timestamp} is {:.0} s ahead of the clock",
-                timestamp - now
-            ),
+            Rejection::FromTheFuture { timestamp, now } => {
+                write!(f, "timestamp {timestamp} is {:.0} s ahead of the clock", timestamp - now)
+            }
         }
     }
 }
@@ -105,9 +94,7 @@ pub struct ParseLimits {
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits {
-            max_future_skew_s: 300.0,
-        }
+        ParseLimits { max_future_skew_s: 300.0 }
     }
 }
 
@@ -121,11 +108,7 @@ struct Wire<'a> {
 
 /// Parses and validates one message. `now` is the processing time in epoch seconds.
 pub fn parse_reading(bytes: &[u8], now: f64, limits: &ParseLimits) -> Result<Reading, Rejection> {
-    let mut reading = Reading {
-        timestamp: 0.0,
-        sensor_id: String::new(),
-        temperature: 0.0,
-    };
+    let mut reading = Reading { timestamp: 0.0, sensor_id: String::new(), temperature: 0.0 };
     parse_reading_into(bytes, now, limits, &mut reading)?;
     Ok(reading)
 }
@@ -150,20 +133,13 @@ pub fn parse_reading_into(
     if !wire.temperature.is_finite()
         || !(MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&wire.temperature)
     {
-        return Err(Rejection::ImpossibleTemperature {
-            value: wire.temperature,
-        });
+        return Err(Rejection::ImpossibleTemperature { value: wire.temperature });
     }
     if !wire.timestamp.is_finite() || wire.timestamp < 0.0 {
-        return Err(Rejection::BadTimestamp {
-            value: wire.timestamp,
-        });
+        return Err(Rejection::BadTimestamp { value: wire.timestamp });
     }
     if wire.timestamp > now + limits.max_future_skew_s {
-        return Err(Rejection::FromTheFuture {
-            timestamp: wire.timestamp,
-            now,
-        });
+        return Err(Rejection::FromTheFuture { timestamp: wire.timestamp, now });
     }
     out.timestamp = wire.timestamp;
     out.temperature = wire.temperature;
@@ -177,21 +153,15 @@ fn diagnose(bytes: &[u8]) -> Rejection {
     let value: serde_json::Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
-            return Rejection::BadJson {
-                detail: e.to_string(),
-            };
+            return Rejection::BadJson { detail: e.to_string() };
         }
     };
     let Some(obj) = value.as_object() else {
-        return Rejection::BadJson {
-            detail: "expected an object".into(),
-        };
+        return Rejection::BadJson { detail: "expected an object".into() };
     };
-    for (field, expected) in [
-        ("timestamp", "a number"),
-        ("sensor_id", "a string"),
-        ("temperature", "a number"),
-    ] {
+    for (field, expected) in
+        [("timestamp", "a number"), ("sensor_id", "a string"), ("temperature", "a number")]
+    {
         match obj.get(field) {
             None | Some(serde_json::Value::Null) => return Rejection::MissingField { field },
             Some(v) if expected == "a string" && !v.is_string() => {
@@ -206,12 +176,8 @@ fn diagnose(bytes: &[u8]) -> Rejection {
     // Every field has the right type, yet the fast path failed: a number that does not fit
     // an f64, or a duplicate key. Report serde's own words.
     match serde_json::from_slice::<Wire<'_>>(bytes) {
-        Err(e) => Rejection::BadJson {
-            detail: e.to_string(),
-        },
-        Ok(_) => Rejection::BadJson {
-            detail: "unparseable reading".into(),
-        },
+        Err(e) => Rejection::BadJson { detail: e.to_string() },
+        Ok(_) => Rejection::BadJson { detail: "unparseable reading".into() },
     }
 }
 
@@ -222,19 +188,12 @@ pub fn validate_sensor_id(id: &str) -> Result<(), Rejection> {
         return Err(Rejection::BadSensorId { reason: "empty" });
     }
     if id.len() > MAX_SENSOR_ID_LEN {
-        return Err(Rejection::BadSensorId {
-            reason: "longer than 64 characters",
-        });
+        return Err(Rejection::BadSensorId { reason: "longer than 64 characters" });
     }
     if id == "." || id == ".." {
-        return Err(Rejection::BadSensorId {
-            reason: "`.` and `..` are not allowed",
-        });
+        return Err(Rejection::BadSensorId { reason: "`.` and `..` are not allowed" });
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
         return Err(Rejection::BadSensorId {
             reason: "only letters, digits, `_`, `.` and `-` are allowed",
         });
@@ -258,11 +217,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             r,
-            Reading {
-                timestamp: 1651234567.0,
-                sensor_id: "sensor1".into(),
-                temperature: 78.5
-            }
+            Reading { timestamp: 1651234567.0, sensor_id: "sensor1".into(), temperature: 78.5 }
         );
     }
 
@@ -280,54 +235,18 @@ mod tests {
             ("not json", "bad_json"),
             ("[1,2]", "bad_json"),
             (r#"{"sensor_id":"s","temperature":1}"#, "missing_field"),
-            (
-                r#"{"timestamp":1,"sensor_id":"s","temperature":null}"#,
-                "missing_field",
-            ),
-            (
-                r#"{"timestamp":"1","sensor_id":"s","temperature":1}"#,
-                "wrong_type",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":7,"temperature":1}"#,
-                "wrong_type",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"s","temperature":1e999}"#,
-                "bad_json",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"s","temperature":-300}"#,
-                "impossible_temperature",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"s","temperature":5000}"#,
-                "impossible_temperature",
-            ),
-            (
-                r#"{"timestamp":-1,"sensor_id":"s","temperature":1}"#,
-                "bad_timestamp",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"../etc","temperature":1}"#,
-                "bad_sensor_id",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"..","temperature":1}"#,
-                "bad_sensor_id",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"","temperature":1}"#,
-                "bad_sensor_id",
-            ),
-            (
-                r#"{"timestamp":1,"sensor_id":"<b>x</b>","temperature":1}"#,
-                "bad_sensor_id",
-            ),
-            (
-                r#"{"timestamp":1e12,"sensor_id":"s","temperature":1}"#,
-                "from_the_future",
-            ),
+            (r#"{"timestamp":1,"sensor_id":"s","temperature":null}"#, "missing_field"),
+            (r#"{"timestamp":"1","sensor_id":"s","temperature":1}"#, "wrong_type"),
+            (r#"{"timestamp":1,"sensor_id":7,"temperature":1}"#, "wrong_type"),
+            (r#"{"timestamp":1,"sensor_id":"s","temperature":1e999}"#, "bad_json"),
+            (r#"{"timestamp":1,"sensor_id":"s","temperature":-300}"#, "impossible_temperature"),
+            (r#"{"timestamp":1,"sensor_id":"s","temperature":5000}"#, "impossible_temperature"),
+            (r#"{"timestamp":-1,"sensor_id":"s","temperature":1}"#, "bad_timestamp"),
+            (r#"{"timestamp":1,"sensor_id":"../etc","temperature":1}"#, "bad_sensor_id"),
+            (r#"{"timestamp":1,"sensor_id":"..","temperature":1}"#, "bad_sensor_id"),
+            (r#"{"timestamp":1,"sensor_id":"","temperature":1}"#, "bad_sensor_id"),
+            (r#"{"timestamp":1,"sensor_id":"<b>x</b>","temperature":1}"#, "bad_sensor_id"),
+            (r#"{"timestamp":1e12,"sensor_id":"s","temperature":1}"#, "from_the_future"),
         ];
         for (input, code) in cases {
             let err = parse(input).expect_err(input);
@@ -341,14 +260,7 @@ mod tests {
             parse(r#"{"timestamp":1,"sensor_id":"a-long-sensor-name","temperature":2}"#).unwrap();
         let msg = br#"{"timestamp":3,"sensor_id":"b","temperature":4}"#;
         parse_reading_into(msg, NOW, &ParseLimits::default(), &mut r).unwrap();
-        assert_eq!(
-            r,
-            Reading {
-                timestamp: 3.0,
-                sensor_id: "b".into(),
-                temperature: 4.0
-            }
-        );
+        assert_eq!(r, Reading { timestamp: 3.0, sensor_id: "b".into(), temperature: 4.0 });
     }
 
     #[test]
@@ -369,15 +281,9 @@ mod tests {
 
     #[test]
     fn skew_allows_small_clock_drift() {
-        let ok = format!(
-            r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#,
-            NOW + 299.0
-        );
+        let ok = format!(r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#, NOW + 299.0);
         assert!(parse(&ok).is_ok());
-        let late = format!(
-            r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#,
-            NOW + 301.0
-        );
+        let late = format!(r#"{{"timestamp":{},"sensor_id":"s","temperature":1}}"#, NOW + 301.0);
         assert!(parse(&late).is_err());
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::episode::Episode;
 use crate::model::{Alert, Level, Reading, SensorWindow, WindowStats};
@@ -81,6 +82,18 @@ struct SensorState {
     episode: Episode,
     windows: SensorWindows,
     liveness: Liveness,
+    /// Changed since the last [`Processor::take_changed`].
+    changed: bool,
+}
+
+/// The state of one sensor, to persist with the data it covers and restore after a restart,
+/// so that a replay continues episodes and windows instead of starting them anew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorSnapshot {
+    pub sensor_id: String,
+    episode: Episode,
+    windows: SensorWindows,
+    liveness: Liveness,
 }
 
 /// Classifies readings, tracks alert episodes, windows and liveness for every sensor.
@@ -93,11 +106,7 @@ pub struct Processor {
 
 impl Processor {
     pub fn new(config: ProcessorConfig) -> Self {
-        Processor {
-            config,
-            sensors: FxHashMap::default(),
-            counters: Counters::default(),
-        }
+        Processor { config, sensors: FxHashMap::default(), counters: Counters::default() }
     }
 
     pub fn config(&self) -> &ProcessorConfig {
@@ -125,18 +134,18 @@ impl Processor {
                 ));
                 s
             }
-            None => self
-                .sensors
-                .entry(reading.sensor_id.as_str().into())
-                .or_insert_with(|| SensorState {
+            None => self.sensors.entry(reading.sensor_id.as_str().into()).or_insert_with(|| {
+                SensorState {
                     thresholds: *config.thresholds(&reading.sensor_id),
                     episode: Episode::default(),
                     windows: SensorWindows::default(),
                     liveness: Liveness::new(now_ms, event_ms, reading.temperature),
-                }),
+                    changed: true,
+                }
+            }),
         };
-        out.alerts
-            .extend(state.episode.observe(reading, &state.thresholds));
+        state.changed = true;
+        out.alerts.extend(state.episode.observe(reading, &state.thresholds));
         let before = out.windows.len();
         let placement = state.windows.add(
             &reading.sensor_id,
@@ -163,28 +172,55 @@ impl Processor {
     pub fn tick(&mut self, now_ms: i64, out: &mut Output) {
         let before = out.windows.len();
         for (id, s) in &mut self.sensors {
-            out.alerts
-                .extend(s.liveness.check(id, now_ms, self.config.offline_after_ms));
+            let (alerts, windows) = (out.alerts.len(), out.windows.len());
+            out.alerts.extend(s.liveness.check(id, now_ms, self.config.offline_after_ms));
             let idle = s.liveness.idle_ms(now_ms);
-            s.windows
-                .advance_idle(id, idle, &s.thresholds, &self.config.windows, out);
+            s.windows.advance_idle(id, idle, &s.thresholds, &self.config.windows, out);
+            // A watermark that moved without closing anything is recomputed after a restart;
+            // only what was emitted must be persisted.
+            s.changed |= out.alerts.len() != alerts || out.windows.len() != windows;
         }
         count_windows(&mut self.counters, &out.windows[before..]);
     }
 
+    /// Snapshots of the sensors whose state changed since the last call.
+    pub fn take_changed(&mut self, out: &mut Vec<SensorSnapshot>) {
+        for (id, s) in &mut self.sensors {
+            if std::mem::take(&mut s.changed) {
+                out.push(SensorSnapshot {
+                    sensor_id: id.to_string(),
+                    episode: s.episode,
+                    windows: s.windows.clone(),
+                    liveness: s.liveness,
+                });
+            }
+        }
+    }
+
+    /// Restores sensors from snapshots after a restart at processing time `now_ms`.
+    pub fn restore(&mut self, snapshots: Vec<SensorSnapshot>, now_ms: i64) {
+        for snap in snapshots {
+            let mut liveness = snap.liveness;
+            liveness.resume(now_ms);
+            let state = SensorState {
+                thresholds: *self.config.thresholds(&snap.sensor_id),
+                episode: snap.episode,
+                windows: snap.windows,
+                liveness,
+                changed: false,
+            };
+            self.sensors.insert(snap.sensor_id.into_boxed_str(), state);
+        }
+    }
+
     /// The window of a sensor still collecting readings, for the live view.
     pub fn in_progress(&self, sensor_id: &str) -> Option<WindowStats> {
-        self.sensors
-            .get(sensor_id)?
-            .windows
-            .in_progress(&self.config.windows)
+        self.sensors.get(sensor_id)?.windows.in_progress(&self.config.windows)
     }
 
     /// The severity of the open instant episode of a sensor, if any.
     pub fn open_severity(&self, sensor_id: &str) -> Option<Level> {
-        self.sensors
-            .get(sensor_id)
-            .and_then(|s| s.episode.severity())
+        self.sensors.get(sensor_id).and_then(|s| s.episode.severity())
     }
 
     /// Number of sensors seen.
@@ -209,34 +245,19 @@ mod tests {
     use crate::model::{AlertKind, AlertState};
 
     fn reading(sensor: &str, t: f64, temp: f64) -> Reading {
-        Reading {
-            timestamp: t,
-            sensor_id: sensor.into(),
-            temperature: temp,
-        }
+        Reading { timestamp: t, sensor_id: sensor.into(), temperature: temp }
     }
 
     #[test]
     fn sensors_are_judged_by_their_own_thresholds() {
         let mut config = ProcessorConfig::default();
-        config.per_sensor.insert(
-            "freezer".into(),
-            Thresholds {
-                high: -15.0,
-                critical: -10.0,
-                hysteresis: 1.0,
-            },
-        );
+        config
+            .per_sensor
+            .insert("freezer".into(), Thresholds { high: -15.0, critical: -10.0, hysteresis: 1.0 });
         let mut p = Processor::new(config);
         let mut out = Output::default();
-        assert_eq!(
-            p.process(&reading("freezer", 1.0, -12.0), 1_000, &mut out),
-            Level::High
-        );
-        assert_eq!(
-            p.process(&reading("oven", 1.0, -12.0), 1_000, &mut out),
-            Level::Normal
-        );
+        assert_eq!(p.process(&reading("freezer", 1.0, -12.0), 1_000, &mut out), Level::High);
+        assert_eq!(p.process(&reading("oven", 1.0, -12.0), 1_000, &mut out), Level::Normal);
         assert_eq!(out.alerts.len(), 1);
         assert_eq!(out.alerts[0].sensor_id, "freezer");
         assert_eq!(out.alerts[0].threshold, -15.0);
@@ -251,18 +272,10 @@ mod tests {
         p.process(&reading("a", 2.0, 70.0), 2_000, &mut out);
         assert_eq!(p.open_severity("a"), None);
         assert_eq!(p.open_severity("b"), Some(Level::Critical));
-        let states: Vec<_> = out
-            .alerts
-            .iter()
-            .map(|a| (a.sensor_id.as_str(), a.state))
-            .collect();
+        let states: Vec<_> = out.alerts.iter().map(|a| (a.sensor_id.as_str(), a.state)).collect();
         assert_eq!(
             states,
-            vec![
-                ("a", AlertState::Open),
-                ("b", AlertState::Open),
-                ("a", AlertState::Cleared)
-            ]
+            vec![("a", AlertState::Open), ("b", AlertState::Open), ("a", AlertState::Cleared)]
         );
     }
 
@@ -271,11 +284,7 @@ mod tests {
         let mut p = Processor::new(ProcessorConfig::default());
         let mut out = Output::default();
         for i in 0..300 {
-            p.process(
-                &reading("hot", f64::from(i), 85.0),
-                i64::from(i) * 1000,
-                &mut out,
-            );
+            p.process(&reading("hot", f64::from(i), 85.0), i64::from(i) * 1000, &mut out);
         }
         assert_eq!(p.in_progress("hot").unwrap().count, 300);
         out.clear();
@@ -283,11 +292,8 @@ mod tests {
         assert_eq!(out.windows.len(), 1);
         assert_eq!(out.windows[0].sensor_id, "hot");
         assert_eq!(out.windows[0].stats.count, 300);
-        let window_alerts: Vec<_> = out
-            .alerts
-            .iter()
-            .filter(|a| a.kind == AlertKind::Window)
-            .collect();
+        let window_alerts: Vec<_> =
+            out.alerts.iter().filter(|a| a.kind == AlertKind::Window).collect();
         assert_eq!(window_alerts.len(), 1);
         assert_eq!(window_alerts[0].alert_id, "window-hot-0");
         assert_eq!(p.counters().windows_closed, 1);
@@ -312,6 +318,54 @@ mod tests {
         out.clear();
         p.process(&reading("quiet", 400.0, 20.0), 400_000, &mut out);
         assert_eq!(out.alerts[0].state, AlertState::Cleared);
+    }
+
+    #[test]
+    fn a_restored_processor_continues_episodes_and_windows() {
+        let readings: Vec<Reading> = [70.0, 85.0, 95.0, 88.0, 70.0, 71.0]
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| reading("s", 100.0 * i as f64, t))
+            .collect();
+        let run = |p: &mut Processor, rs: &[Reading], out: &mut Output| {
+            for r in rs {
+                p.process(r, r.event_time_ms(), out);
+            }
+        };
+        let mut whole = Processor::new(ProcessorConfig::default());
+        let mut expected = Output::default();
+        run(&mut whole, &readings, &mut expected);
+
+        // Crash after the third reading; the snapshot taken then is restored.
+        let mut first = Processor::new(ProcessorConfig::default());
+        let mut got = Output::default();
+        run(&mut first, &readings[..3], &mut got);
+        let mut snaps = Vec::new();
+        first.take_changed(&mut snaps);
+        let json = serde_json::to_string(&snaps).unwrap();
+        let mut second = Processor::new(ProcessorConfig::default());
+        second.restore(serde_json::from_str(&json).unwrap(), 250_000);
+        run(&mut second, &readings[3..], &mut got);
+        assert_eq!(got, expected);
+
+        let mut again = Vec::new();
+        second.take_changed(&mut again);
+        assert_eq!(again.len(), 1);
+        second.take_changed(&mut again);
+        assert_eq!(again.len(), 1, "nothing changed since");
+    }
+
+    #[test]
+    fn a_restart_is_not_mistaken_for_silence() {
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        p.process(&reading("s", 1.0, 20.0), 1_000, &mut out);
+        let mut snaps = Vec::new();
+        p.take_changed(&mut snaps);
+        let mut restarted = Processor::new(ProcessorConfig::default());
+        restarted.restore(snaps, 3_600_000);
+        restarted.tick(3_600_000 + 29_000, &mut out);
+        assert!(out.alerts.is_empty());
     }
 
     #[test]

@@ -107,27 +107,12 @@ mod tests {
 
     #[test]
     fn rejects_inverted_or_broken_thresholds() {
-        let inverted = Thresholds {
-            high: 95.0,
-            ..Thresholds::default()
-        };
-        assert!(matches!(
-            inverted.validate(),
-            Err(ThresholdError::HighNotBelowCritical { .. })
-        ));
-        let nan = Thresholds {
-            critical: f64::NAN,
-            ..Thresholds::default()
-        };
+        let inverted = Thresholds { high: 95.0, ..Thresholds::default() };
+        assert!(matches!(inverted.validate(), Err(ThresholdError::HighNotBelowCritical { .. })));
+        let nan = Thresholds { critical: f64::NAN, ..Thresholds::default() };
         assert_eq!(nan.validate(), Err(ThresholdError::NotFinite));
-        let neg = Thresholds {
-            hysteresis: -1.0,
-            ..Thresholds::default()
-        };
-        assert_eq!(
-            neg.validate(),
-            Err(ThresholdError::NegativeHysteresis(-1.0))
-        );
+        let neg = Thresholds { hysteresis: -1.0, ..Thresholds::default() };
+        assert_eq!(neg.validate(), Err(ThresholdError::NegativeHysteresis(-1.0)));
         assert!(Thresholds::default().validate().is_ok());
     }
 }

@@ -17,11 +17,7 @@ pub struct SimulatorConfig {
 
 impl Default for SimulatorConfig {
     fn default() -> Self {
-        SimulatorConfig {
-            sensors: 5,
-            seed: 1,
-            excursion_chance: 0.004,
-        }
+        SimulatorConfig { sensors: 5, seed: 1, excursion_chance: 0.004 }
     }
 }
 
@@ -51,11 +47,7 @@ impl Simulator {
                 excursion: None,
             })
             .collect();
-        Simulator {
-            config,
-            rng,
-            sensors,
-        }
+        Simulator { config, rng, sensors }
     }
 
     pub fn sensor_ids(&self) -> impl Iterator<Item = &str> {
@@ -78,21 +70,13 @@ impl Simulator {
                 Some((left, len, peak)) => {
                     // A smooth rise and fall over the excursion's length.
                     let progress = 1.0 - f64::from(left) / f64::from(len);
-                    s.excursion = if left > 1 {
-                        Some((left - 1, len, peak))
-                    } else {
-                        None
-                    };
+                    s.excursion = if left > 1 { Some((left - 1, len, peak)) } else { None };
                     peak * (progress * std::f64::consts::PI).sin()
                 }
                 None => 0.0,
             };
             let temperature = ((s.baseline + cycle + noise + bump) * 100.0).round() / 100.0;
-            out.push(Reading {
-                timestamp: now,
-                sensor_id: s.id.clone(),
-                temperature,
-            });
+            out.push(Reading { timestamp: now, sensor_id: s.id.clone(), temperature });
         }
     }
 }
@@ -137,54 +121,25 @@ mod tests {
         let a = run(SimulatorConfig::default(), 100);
         let b = run(SimulatorConfig::default(), 100);
         assert_eq!(a, b);
-        let c = run(
-            SimulatorConfig {
-                seed: 2,
-                ..SimulatorConfig::default()
-            },
-            100,
-        );
+        let c = run(SimulatorConfig { seed: 2, ..SimulatorConfig::default() }, 100);
         assert_ne!(a, c);
     }
 
     #[test]
     fn one_reading_per_sensor_per_tick_with_valid_ids() {
-        let out = run(
-            SimulatorConfig {
-                sensors: 7,
-                ..SimulatorConfig::default()
-            },
-            3,
-        );
+        let out = run(SimulatorConfig { sensors: 7, ..SimulatorConfig::default() }, 3);
         assert_eq!(out.len(), 21);
-        assert!(
-            out.iter()
-                .all(|r| crate::parse::validate_sensor_id(&r.sensor_id).is_ok())
-        );
+        assert!(out.iter().all(|r| crate::parse::validate_sensor_id(&r.sensor_id).is_ok()));
     }
 
     #[test]
     fn excursions_reach_high_and_critical_but_baselines_stay_normal() {
         let t = Thresholds::default();
-        let quiet = run(
-            SimulatorConfig {
-                excursion_chance: 0.0,
-                ..SimulatorConfig::default()
-            },
-            500,
-        );
-        assert!(
-            quiet
-                .iter()
-                .all(|r| t.classify(r.temperature) == Level::Normal)
-        );
-        let busy = run(
-            SimulatorConfig {
-                excursion_chance: 0.05,
-                ..SimulatorConfig::default()
-            },
-            2000,
-        );
+        let quiet =
+            run(SimulatorConfig { excursion_chance: 0.0, ..SimulatorConfig::default() }, 500);
+        assert!(quiet.iter().all(|r| t.classify(r.temperature) == Level::Normal));
+        let busy =
+            run(SimulatorConfig { excursion_chance: 0.05, ..SimulatorConfig::default() }, 2000);
         let levels: Vec<_> = busy.iter().map(|r| t.classify(r.temperature)).collect();
         assert!(levels.contains(&Level::High));
         assert!(levels.contains(&Level::Critical));

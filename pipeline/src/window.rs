@@ -12,6 +12,8 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::{Alert, AlertKind, AlertState, Level, SensorWindow, WindowStats};
 use crate::processor::Output;
 use crate::rules::Thresholds;
@@ -45,22 +47,20 @@ impl Default for WindowConfig {
 }
 
 /// Running statistics of one window.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Accum {
     count: u64,
+    #[serde(with = "crate::exact_f64")]
     sum: f64,
+    #[serde(with = "crate::exact_f64")]
     min: f64,
+    #[serde(with = "crate::exact_f64")]
     max: f64,
 }
 
 impl Accum {
     fn of(t: f64) -> Accum {
-        Accum {
-            count: 1,
-            sum: t,
-            min: t,
-            max: t,
-        }
+        Accum { count: 1, sum: t, min: t, max: t }
     }
 
     #[inline]
@@ -72,7 +72,7 @@ impl Accum {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Closed {
     start: i64,
     accum: Accum,
@@ -94,7 +94,7 @@ pub enum Placement {
 }
 
 /// The windows of one sensor.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SensorWindows {
     /// Ascending by start; usually one, two around a boundary.
     open: VecDeque<(i64, Accum)>,
@@ -176,18 +176,13 @@ impl SensorWindows {
         if self.max_event_ms == i64::MIN || idle_ms <= 0 {
             return;
         }
-        let candidate = self
-            .max_event_ms
-            .saturating_add(idle_ms)
-            .saturating_sub(cfg.lateness_ms);
+        let candidate = self.max_event_ms.saturating_add(idle_ms).saturating_sub(cfg.lateness_ms);
         self.raise_watermark(candidate, sensor_id, thresholds, cfg, out);
     }
 
     /// The window still collecting readings with the latest start, for the live view.
     pub fn in_progress(&self, cfg: &WindowConfig) -> Option<WindowStats> {
-        self.open
-            .back()
-            .map(|(start, acc)| stats(*start, acc, cfg, 0, 0))
+        self.open.back().map(|(start, acc)| stats(*start, acc, cfg, 0, 0))
     }
 
     fn raise_watermark(
@@ -207,13 +202,8 @@ impl SensorWindows {
                 break;
             }
             self.open.pop_front();
-            let mut closed = Closed {
-                start,
-                accum: acc,
-                revision: 0,
-                late: 0,
-                alerted: Level::Normal,
-            };
+            let mut closed =
+                Closed { start, accum: acc, revision: 0, late: 0, alerted: Level::Normal };
             emit(sensor_id, &mut closed, thresholds, cfg, out);
             self.closed.push_back(closed);
         }
@@ -297,11 +287,7 @@ fn emit(
         _ => Some(AlertState::Open),
     };
     if let Some(state) = state {
-        let severity = if level == Level::Normal {
-            c.alerted
-        } else {
-            level
-        };
+        let severity = if level == Level::Normal { c.alerted } else { level };
         out.alerts.push(Alert {
             alert_id: Alert::id_for(AlertKind::Window, sensor_id, c.start),
             kind: AlertKind::Window,
@@ -315,10 +301,7 @@ fn emit(
         });
         c.alerted = level;
     }
-    out.windows.push(SensorWindow {
-        sensor_id: sensor_id.to_owned(),
-        stats: s,
-    });
+    out.windows.push(SensorWindow { sensor_id: sensor_id.to_owned(), stats: s });
 }
 
 #[cfg(test)]
@@ -328,11 +311,7 @@ mod tests {
     const MIN: i64 = 60_000;
 
     fn cfg() -> WindowConfig {
-        WindowConfig {
-            size_ms: 5 * MIN,
-            lateness_ms: 30_000,
-            revise_for_ms: 60 * MIN,
-        }
+        WindowConfig { size_ms: 5 * MIN, lateness_ms: 30_000, revise_for_ms: 60 * MIN }
     }
 
     struct Harness {
@@ -357,10 +336,7 @@ mod tests {
         /// The window results and alerts emitted since the last call.
         fn take(&mut self) -> (Vec<WindowStats>, Vec<Alert>) {
             let out = std::mem::take(&mut self.out);
-            (
-                out.windows.into_iter().map(|w| w.stats).collect(),
-                out.alerts,
-            )
+            (out.windows.into_iter().map(|w| w.stats).collect(), out.alerts)
         }
     }
 
@@ -376,10 +352,7 @@ mod tests {
         assert_eq!(stats.len(), 1);
         let s = &stats[0];
         assert_eq!((s.window_start, s.window_end), (300.0, 600.0));
-        assert_eq!(
-            (s.count, s.min, s.max, s.avg_temperature),
-            (2, 20.0, 22.0, 21.0)
-        );
+        assert_eq!((s.count, s.min, s.max, s.avg_temperature), (2, 20.0, 22.0, 21.0));
         assert_eq!((s.revision, s.late), (0, 0));
         assert!(alerts.is_empty());
     }
@@ -419,10 +392,7 @@ mod tests {
 
         assert_eq!(h.add(3 * MIN, 90.0), Placement::Late); // avg 83: HIGH
         let (stats, alerts) = h.take();
-        assert_eq!(
-            (stats[0].revision, stats[0].late, stats[0].count),
-            (1, 1, 3)
-        );
+        assert_eq!((stats[0].revision, stats[0].late, stats[0].count), (1, 1, 3));
         assert_eq!(alerts.len(), 1);
         let a = &alerts[0];
         assert_eq!(
@@ -448,10 +418,7 @@ mod tests {
         let changes: Vec<_> = alerts.iter().map(|a| (a.state, a.severity)).collect();
         assert_eq!(
             changes,
-            vec![
-                (AlertState::Open, Level::High),
-                (AlertState::Cleared, Level::High)
-            ]
+            vec![(AlertState::Open, Level::High), (AlertState::Cleared, Level::High)]
         );
         assert!(alerts.iter().all(|a| a.alert_id == "window-s-0"));
     }
@@ -467,10 +434,7 @@ mod tests {
         // A window closed 30 min ago still takes late data, even one that closed empty.
         assert_eq!(h.add(40 * MIN, 30.0), Placement::Late);
         let s = &h.take().0[0];
-        assert_eq!(
-            (s.window_start, s.count, s.revision, s.late),
-            (2400.0, 1, 0, 1)
-        );
+        assert_eq!((s.window_start, s.count, s.revision, s.late), (2400.0, 1, 0, 1));
     }
 
     #[test]
@@ -483,11 +447,7 @@ mod tests {
         h.w.advance_idle("s", 4 * MIN + 30_000, &t, &cfg, &mut h.out); // wm 5:00
         let (stats, alerts) = h.take();
         assert_eq!(stats.len(), 1);
-        assert_eq!(
-            alerts.len(),
-            1,
-            "the window average of 85 raises a HIGH alert"
-        );
+        assert_eq!(alerts.len(), 1, "the window average of 85 raises a HIGH alert");
         assert_eq!(h.w.watermark_ms(), 5 * MIN);
     }
 
@@ -499,10 +459,7 @@ mod tests {
         h.add(6 * MIN, 30.0);
         h.add(7 * MIN, 40.0);
         let p = h.w.in_progress(&h.cfg).unwrap();
-        assert_eq!(
-            (p.window_start, p.count, p.avg_temperature),
-            (300.0, 2, 35.0)
-        );
+        assert_eq!((p.window_start, p.count, p.avg_temperature), (300.0, 2, 35.0));
     }
 
     #[test]

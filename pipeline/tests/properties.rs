@@ -13,22 +13,13 @@ use thermoalert_pipeline::window::WindowConfig;
 /// One step of a run: a reading arriving at a processing time, or a tick.
 #[derive(Debug, Clone)]
 enum Step {
-    Reading {
-        sensor: u8,
-        event_ms: i64,
-        temp: f64,
-    },
+    Reading { sensor: u8, event_ms: i64, temp: f64 },
     Tick,
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
-    let reading = (0u8..4, 0i64..3_600_000, 50.0f64..110.0).prop_map(|(sensor, event_ms, temp)| {
-        Step::Reading {
-            sensor,
-            event_ms,
-            temp,
-        }
-    });
+    let reading = (0u8..4, 0i64..3_600_000, 50.0f64..110.0)
+        .prop_map(|(sensor, event_ms, temp)| Step::Reading { sensor, event_ms, temp });
     let step = prop_oneof![9 => reading, 1 => Just(Step::Tick)];
     prop::collection::vec(step, 1..400)
 }
@@ -40,11 +31,7 @@ fn run(config: &ProcessorConfig, steps: &[Step]) -> (Output, Processor) {
     for (i, step) in steps.iter().enumerate() {
         let now = i as i64 * 100;
         match step {
-            Step::Reading {
-                sensor,
-                event_ms,
-                temp,
-            } => {
+            Step::Reading { sensor, event_ms, temp } => {
                 let r = Reading {
                     timestamp: *event_ms as f64 / 1000.0,
                     sensor_id: format!("s{sensor}"),
@@ -109,6 +96,33 @@ proptest! {
             prop_assert!((got.avg_temperature - avg).abs() <= 1e-9 * avg.abs().max(1.0), "{} vs {}", got.avg_temperature, avg);
         }
         prop_assert_eq!(p.counters().too_late, 0);
+    }
+
+    #[test]
+    fn a_restart_from_a_snapshot_continues_exactly(steps in steps(), split in 0usize..400) {
+        // Readings only: ticks depend on processing time, which a restart resets on purpose.
+        let steps: Vec<Step> = steps.into_iter().filter(|s| matches!(s, Step::Reading { .. })).collect();
+        let split = split.min(steps.len());
+        let config = ProcessorConfig::default();
+        let (whole, _) = run(&config, &steps);
+
+        let (mut first, mut p) = run(&config, &steps[..split]);
+        let mut snaps = Vec::new();
+        p.take_changed(&mut snaps);
+        let json = serde_json::to_string(&snaps).unwrap();
+        let mut restored = Processor::new(config.clone());
+        restored.restore(serde_json::from_str(&json).unwrap(), split as i64 * 100);
+        for (i, step) in steps.iter().enumerate().skip(split) {
+            if let Step::Reading { sensor, event_ms, temp } = step {
+                let r = Reading {
+                    timestamp: *event_ms as f64 / 1000.0,
+                    sensor_id: format!("s{sensor}"),
+                    temperature: (temp * 100.0).round() / 100.0,
+                };
+                restored.process(&r, i as i64 * 100, &mut first);
+            }
+        }
+        prop_assert_eq!(first, whole);
     }
 
     #[test]

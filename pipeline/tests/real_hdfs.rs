@@ -12,10 +12,7 @@ fn namenode() -> String {
 }
 
 fn nonce() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
 
 #[test]
@@ -32,15 +29,11 @@ fn an_archive_batch_round_trips_through_real_hdfs() {
         .collect();
     let mut buffer = ArchiveBuffer::new("ithdfs");
     readings.iter().for_each(|r| buffer.push_reading(r));
-    let written = buffer
-        .take_batch()
-        .write(&store)
-        .expect("the batch is written");
+    let written = buffer.take_batch().write(&store).expect("the batch is written");
     assert_eq!(written.len(), 1);
     let file = &written[0];
     assert!(
-        file.path
-            .starts_with(&format!("/temperature_data/{sensor}/2023-11-14/")),
+        file.path.starts_with(&format!("/temperature_data/{sensor}/2023-11-14/")),
         "{}",
         file.path
     );
@@ -55,16 +48,8 @@ fn an_archive_batch_round_trips_through_real_hdfs() {
 
     let dir = file.path.rsplit_once('/').unwrap().0;
     let listed = store.list(dir).unwrap();
-    assert_eq!(
-        listed,
-        vec![file.path.rsplit('/').next().unwrap().to_owned()]
-    );
-    assert!(
-        store
-            .list(&format!("/temperature_data/{sensor}-none"))
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(listed, vec![file.path.rsplit('/').next().unwrap().to_owned()]);
+    assert!(store.list(&format!("/temperature_data/{sensor}-none")).unwrap().is_empty());
 }
 
 #[test]

@@ -57,10 +57,7 @@ impl IntoResponse for ApiError {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// `GET /api/sensors`: every sensor seen, with its latest live reading if any.
@@ -93,14 +90,8 @@ pub async fn alerts(
     State(state): State<AppState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    params::only(
-        &q,
-        &["severity", "sensor", "kind", "state", "from", "to", "limit"],
-    )?;
-    let from_ms = q
-        .get("from")
-        .map(|v| params::time_ms("from", v))
-        .transpose()?;
+    params::only(&q, &["severity", "sensor", "kind", "state", "from", "to", "limit"])?;
+    let from_ms = q.get("from").map(|v| params::time_ms("from", v)).transpose()?;
     let to_ms = q.get("to").map(|v| params::time_ms("to", v)).transpose()?;
     let filter = AlertFilter {
         severities: params::list(&q, "severity", params::severity)?,
@@ -196,20 +187,11 @@ pub async fn export_csv(
         let mut text = String::with_capacity((end - i) * 40);
         for r in &readings[i..end] {
             // Sensor ids are [A-Za-z0-9_.-]: nothing in a row needs CSV quoting.
-            text.push_str(&format!(
-                "{},{},{}\n",
-                seconds(r.timestamp),
-                r.sensor_id,
-                r.temperature
-            ));
+            text.push_str(&format!("{},{},{}\n", seconds(r.timestamp), r.sensor_id, r.temperature));
         }
         Some((Ok::<_, std::io::Error>(text), (readings, end)))
     });
-    let filename = format!(
-        "attachment; filename=\"{sensor}-{}-{}.csv\"",
-        from / 1000,
-        to / 1000
-    );
+    let filename = format!("attachment; filename=\"{sensor}-{}-{}.csv\"", from / 1000, to / 1000);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -221,9 +203,5 @@ pub async fn export_csv(
 }
 
 fn seconds(t: f64) -> String {
-    if t.fract() == 0.0 {
-        format!("{}", t as i64)
-    } else {
-        format!("{t}")
-    }
+    if t.fract() == 0.0 { format!("{}", t as i64) } else { format!("{t}") }
 }

@@ -98,13 +98,9 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The default thresholds, checked for consistency.
     pub fn thresholds(&self) -> anyhow::Result<Thresholds> {
-        let t = Thresholds {
-            high: self.high,
-            critical: self.critical,
-            hysteresis: self.hysteresis,
-        };
-        t.validate()
-            .map_err(|e| anyhow::anyhow!("invalid thresholds: {e}"))?;
+        let t =
+            Thresholds { high: self.high, critical: self.critical, hysteresis: self.hysteresis };
+        t.validate().map_err(|e| anyhow::anyhow!("invalid thresholds: {e}"))?;
         Ok(t)
     }
 
@@ -189,9 +185,7 @@ pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
         let numbers: Vec<f64> = values
             .split('/')
             .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .map_err(|_| format!("`{item}`: `{v}` is not a number"))
+                v.trim().parse::<f64>().map_err(|_| format!("`{item}`: `{v}` is not a number"))
             })
             .collect::<Result<_, _>>()?;
         let (high, critical, hysteresis) = match numbers[..] {
@@ -206,12 +200,7 @@ pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
         if list.iter().any(|o: &SensorThresholds| o.sensor == sensor) {
             return Err(format!("sensor `{sensor}` is given twice"));
         }
-        list.push(SensorThresholds {
-            sensor: sensor.to_owned(),
-            high,
-            critical,
-            hysteresis,
-        });
+        list.push(SensorThresholds { sensor: sensor.to_owned(), high, critical, hysteresis });
     }
     Ok(SensorThresholdList(list))
 }
@@ -219,22 +208,17 @@ pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
 /// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 5m"))?;
+    let value: f64 =
+        num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 5m"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
         _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{s}` (use ms, s, m or h)"
-            ));
+            return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)"));
         }
     };
     if !seconds.is_finite() || seconds <= 0.0 {
@@ -255,11 +239,7 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("0s").is_err());
-        assert!(
-            parse_duration("ten")
-                .unwrap_err()
-                .contains("not a duration")
-        );
+        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
         assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
     }
 
@@ -267,9 +247,7 @@ mod tests {
     fn inverted_thresholds_are_refused_with_a_sentence() {
         let cli = Cli::try_parse_from(["thermoalert", "serve", "--high", "95", "--critical", "90"])
             .unwrap();
-        let Some(Command::Serve(args)) = cli.command else {
-            panic!("serve")
-        };
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
         let e = args.thresholds().unwrap_err().to_string();
         assert!(e.contains("must be below the CRITICAL"), "{e}");
     }
@@ -285,30 +263,11 @@ mod tests {
             "freezer1=-15/-10, oven=200/250/5",
         ])
         .unwrap();
-        let Some(Command::Serve(args)) = cli.command else {
-            panic!("serve")
-        };
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
         let map = args.per_sensor_thresholds().unwrap();
-        assert_eq!(
-            map["freezer1"],
-            Thresholds {
-                high: -15.0,
-                critical: -10.0,
-                hysteresis: 3.0
-            }
-        );
-        assert_eq!(
-            map["oven"],
-            Thresholds {
-                high: 200.0,
-                critical: 250.0,
-                hysteresis: 5.0
-            }
-        );
-        assert_eq!(
-            parse_sensor_thresholds(""),
-            Ok(SensorThresholdList::default())
-        );
+        assert_eq!(map["freezer1"], Thresholds { high: -15.0, critical: -10.0, hysteresis: 3.0 });
+        assert_eq!(map["oven"], Thresholds { high: 200.0, critical: 250.0, hysteresis: 5.0 });
+        assert_eq!(parse_sensor_thresholds(""), Ok(SensorThresholdList::default()));
     }
 
     #[test]
@@ -321,14 +280,9 @@ mod tests {
         assert!(err("a=1/2,a=3/4").contains("given twice"));
         let cli = Cli::try_parse_from(["thermoalert", "serve", "--sensor-thresholds", "oven=9/5"])
             .unwrap();
-        let Some(Command::Serve(args)) = cli.command else {
-            panic!("serve")
-        };
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
         let e = args.per_sensor_thresholds().unwrap_err().to_string();
-        assert!(
-            e.contains("sensor `oven`") && e.contains("must be below"),
-            "{e}"
-        );
+        assert!(e.contains("sensor `oven`") && e.contains("must be below"), "{e}");
     }
 
     #[test]

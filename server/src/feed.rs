@@ -47,18 +47,13 @@ pub async fn run(
             _ = shutdown.changed() => break,
             _ = tick.tick() => {}
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         // Whole milliseconds keep the messages short and readable.
         sim.tick((now * 1000.0).round() / 1000.0, &mut readings);
         let mut deliveries = Vec::with_capacity(readings.len());
         for r in readings.drain(..) {
-            if feed
-                .count
-                .is_some_and(|c| sent + deliveries.len() as u64 >= c)
-            {
+            if feed.count.is_some_and(|c| sent + deliveries.len() as u64 >= c) {
                 break;
             }
             let payload = serde_json::to_vec(&r).expect("readings serialize");
@@ -80,9 +75,7 @@ pub async fn run(
             break 'outer;
         }
     }
-    producer
-        .flush(Duration::from_secs(30))
-        .context("flushing the simulator's producer")?;
+    producer.flush(Duration::from_secs(30)).context("flushing the simulator's producer")?;
     if feed.progress {
         eprintln!();
     }

@@ -70,10 +70,7 @@ impl Pending {
 const TICK: Duration = Duration::from_secs(1);
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl Ingest {
@@ -89,11 +86,7 @@ impl Ingest {
         };
         let mut out = Output::default();
         // Reused for every message: parsing allocates nothing.
-        let mut reading = Reading {
-            timestamp: 0.0,
-            sensor_id: String::new(),
-            temperature: 0.0,
-        };
+        let mut reading = Reading { timestamp: 0.0, sensor_id: String::new(), temperature: 0.0 };
         let mut flush_tick = tokio::time::interval(self.flush_interval);
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut core_tick = tokio::time::interval(TICK);
@@ -166,12 +159,15 @@ impl Ingest {
     /// Makes everything pending durable (archive, then index, then the broker's
     /// acknowledgements), and only then commits the consumed offsets. Each step is retried
     /// until it succeeds: skipping one would lose data.
-    async fn flush(&self, pending: &mut Pending) -> anyhow::Result<()> {
+    async fn flush(&mut self, pending: &mut Pending) -> anyhow::Result<()> {
         // Ticks raise alerts without consuming anything (a sensor went offline): those must
         // go out too, so only a flush with nothing at all to do returns early.
         if pending.is_empty() {
             return Ok(());
         }
+        // The core's state as of the last consumed message, committed together with it.
+        let mut snapshots = Vec::new();
+        self.processor.take_changed(&mut snapshots);
         let mut batch = pending.archive.take_batch();
         let files = loop {
             let store = Arc::clone(&self.store);
@@ -193,6 +189,7 @@ impl Ingest {
             files: &files,
             alerts: &alerts,
             windows: &windows,
+            snapshots: &snapshots,
             written_ms: now_ms(),
         };
         while let Err(e) = self.index.record(entry).await {
@@ -204,7 +201,12 @@ impl Ingest {
         if to_commit.count() == 0 {
             return Ok(());
         }
-        if let Err(e) = self.consumer.commit(&to_commit, CommitMode::Async) {
+        // Synchronous: once a flush returns, a restart resumes after what it made durable,
+        // so the restored core state and the replayed readings line up. (A crash between the
+        // index write and this commit replays a few readings against a newer state.)
+        let committed =
+            tokio::task::block_in_place(|| self.consumer.commit(&to_commit, CommitMode::Sync));
+        if let Err(e) = committed {
             // Not fatal: the next commit covers these offsets too (or a replay does).
             warn!("offset commit failed: {e}");
         }
@@ -247,26 +249,11 @@ fn dead_letter(msg: &impl Message, bytes: &[u8], rejection: &Rejection) -> Outgo
     let offset = msg.offset().to_string();
     let detail = rejection.to_string();
     let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "thermoalert.reason",
-            value: Some(rejection.code()),
-        })
-        .insert(Header {
-            key: "thermoalert.detail",
-            value: Some(detail.as_str()),
-        })
-        .insert(Header {
-            key: "thermoalert.source.topic",
-            value: Some(msg.topic()),
-        })
-        .insert(Header {
-            key: "thermoalert.source.partition",
-            value: Some(partition.as_str()),
-        })
-        .insert(Header {
-            key: "thermoalert.source.offset",
-            value: Some(offset.as_str()),
-        });
+        .insert(Header { key: "thermoalert.reason", value: Some(rejection.code()) })
+        .insert(Header { key: "thermoalert.detail", value: Some(detail.as_str()) })
+        .insert(Header { key: "thermoalert.source.topic", value: Some(msg.topic()) })
+        .insert(Header { key: "thermoalert.source.partition", value: Some(partition.as_str()) })
+        .insert(Header { key: "thermoalert.source.offset", value: Some(offset.as_str()) });
     Outgoing {
         topic: topics::DEAD_LETTERS,
         key: msg.key().unwrap_or_default().to_vec(),

@@ -63,9 +63,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let core = args.processor_config()?;
     let thresholds = core.defaults;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let plan = TopicPlan {
-        partitions: args.partitions,
-    };
+    let plan = TopicPlan { partitions: args.partitions };
 
     // Kafka: the configured cluster, or an embedded one fed by the built-in simulator.
     let embedded;
@@ -103,10 +101,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let mut tasks = tokio::task::JoinSet::new();
+    // Continue every sensor's episodes and windows where the last run committed them.
+    let mut processor = Processor::new(core);
+    let snapshots = index.snapshots().await?;
+    info!(sensors = snapshots.len(), "restored the pipeline state");
+    processor.restore(snapshots, now_ms());
     let ingest = ingest::Ingest {
         consumer: kafka::readings_consumer(&brokers, &args.group)?,
         producer: kafka::producer(&brokers)?,
-        processor: Processor::new(core),
+        processor,
         store: Arc::clone(&store),
         index: index.clone(),
         hub: hub.clone(),
@@ -187,20 +190,18 @@ fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// A path-safe token unique to this process run, for archive file names.
 fn writer_id() -> String {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     format!("w{ms}p{}", std::process::id())
 }
 
 fn seed_from_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {

@@ -42,10 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/readings", get(api::readings))
         .route("/api/history/{sensor}", get(api::history))
         .route("/api/export.csv", get(api::export_csv))
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -64,14 +61,9 @@ async fn stream(
     let rx = state.hub.subscribe();
     let events = futures::stream::unfold(rx, |mut rx| async move {
         let event = match rx.recv().await {
-            Ok(ev) => Event::default()
-                .event(ev.name())
-                .json_data(&ev)
-                .unwrap_or_else(|e| {
-                    Event::default()
-                        .event("error")
-                        .data(format!("unencodable event: {e}"))
-                }),
+            Ok(ev) => Event::default().event(ev.name()).json_data(&ev).unwrap_or_else(|e| {
+                Event::default().event("error").data(format!("unencodable event: {e}"))
+            }),
             Err(RecvError::Lagged(missed)) => {
                 Event::default().event("lagged").data(missed.to_string())
             }

@@ -13,7 +13,11 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level};
+use std::collections::BTreeMap;
+
+use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading};
+use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
+use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
 
 fn brokers() -> String {
@@ -38,15 +42,15 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
-    let log = data_dir.join("server.log");
+    start_server_logging_to(data_dir, group, port, "server.log")
+}
+
+fn start_server_logging_to(data_dir: &Path, group: &str, port: u16, log_name: &str) -> Server {
+    let log = data_dir.join(log_name);
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
         .arg("serve")
@@ -79,10 +83,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 
 /// The body of a raw HTTP response.
 fn body(response: &str) -> String {
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
+    response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
 
 type Received = (Vec<u8>, Vec<(String, String)>);
@@ -149,19 +150,13 @@ fn jsonl_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn count_lines(dir: &Path) -> usize {
-    jsonl_files(dir)
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
-        .sum()
+    jsonl_files(dir).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().count()).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
 async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page() {
-    let nonce = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     let hot = format!("it{nonce}hot");
     let warm = format!("it{nonce}warm");
     let bad = format!("it{nonce}bad");
@@ -169,19 +164,15 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     let port = free_port();
     let _server = start_server(data.path(), &format!("it-{nonce}"), port);
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
     let send = |key: &str, payload: String| {
         let producer = producer.clone();
         let key = key.to_owned();
         async move {
             producer
                 .send(
-                    FutureRecord::to(topics::READINGS)
-                        .key(&key)
-                        .payload(&payload),
+                    FutureRecord::to(topics::READINGS).key(&key).payload(&payload),
                     Duration::from_secs(60),
                 )
                 .await
@@ -195,20 +186,13 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     let temps = [70.0, 85.0, 95.0, 70.0];
     for (i, temp) in temps.iter().enumerate() {
         let t = t0 + i as f64;
-        send(
-            &hot,
-            format!(r#"{{"timestamp":{t},"sensor_id":"{hot}","temperature":{temp}}}"#),
-        )
-        .await;
+        send(&hot, format!(r#"{{"timestamp":{t},"sensor_id":"{hot}","temperature":{temp}}}"#))
+            .await;
     }
     // A window whose average is HIGH: three readings at 85 °C.
     for i in 0..3 {
         let t = t0 + f64::from(i);
-        send(
-            &warm,
-            format!(r#"{{"timestamp":{t},"sensor_id":"{warm}","temperature":85}}"#),
-        )
-        .await;
+        send(&warm, format!(r#"{{"timestamp":{t},"sensor_id":"{warm}","temperature":85}}"#)).await;
     }
     let malformed = format!(r#"{{"timestamp":{t0},"sensor_id":"{bad}","temperature":"hot"}}"#);
     send(&bad, malformed.clone()).await;
@@ -220,12 +204,8 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
             .map(|(p, _)| serde_json::from_slice(&p).expect("alerts are JSON"))
             .collect()
     };
-    let alerts = parse(
-        collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| {
-            f.len() >= 4
-        })
-        .await,
-    );
+    let alerts =
+        parse(collect(&format!("it-alerts-{nonce}"), topics::ALERTS, &hot, |f| f.len() >= 4).await);
     let instant: Vec<_> = alerts
         .iter()
         .filter(|a| a.kind == AlertKind::Instant)
@@ -242,68 +222,33 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     let opened_ms = ((t0 + 1.0) * 1000.0) as i64;
     let instant_id = format!("instant-{hot}-{opened_ms}");
     assert!(
-        alerts
-            .iter()
-            .filter(|a| a.kind == AlertKind::Instant)
-            .all(|a| a.alert_id == instant_id)
+        alerts.iter().filter(|a| a.kind == AlertKind::Instant).all(|a| a.alert_id == instant_id)
     );
-    let offline: Vec<_> = alerts
-        .iter()
-        .filter(|a| a.kind == AlertKind::Offline)
-        .collect();
+    let offline: Vec<_> = alerts.iter().filter(|a| a.kind == AlertKind::Offline).collect();
     assert_eq!(offline.len(), 1, "{alerts:?}");
     assert_eq!(offline[0].state, AlertState::Open);
-    assert_eq!(
-        offline[0].alert_id,
-        format!("offline-{hot}-{}", ((t0 + 3.0) * 1000.0) as i64)
-    );
+    assert_eq!(offline[0].alert_id, format!("offline-{hot}-{}", ((t0 + 3.0) * 1000.0) as i64));
 
     // The warm sensor's window closes once it is idle and raises a HIGH window alert.
     let warm_alerts = parse(
         collect(&format!("it-walerts-{nonce}"), topics::ALERTS, &warm, |f| {
-            f.iter()
-                .any(|(p, _)| p.windows(15).any(|w| w == br#""kind":"window""#))
+            f.iter().any(|(p, _)| p.windows(15).any(|w| w == br#""kind":"window""#))
         })
         .await,
     );
-    let window = warm_alerts
-        .iter()
-        .find(|a| a.kind == AlertKind::Window)
-        .unwrap();
+    let window = warm_alerts.iter().find(|a| a.kind == AlertKind::Window).unwrap();
+    assert_eq!((window.state, window.severity), (AlertState::Open, Level::High));
+    assert_eq!(window.alert_id, format!("window-{warm}-{}", (t0 * 1000.0) as i64));
+    let stats = window.window.as_ref().expect("window alerts carry their window");
     assert_eq!(
-        (window.state, window.severity),
-        (AlertState::Open, Level::High)
-    );
-    assert_eq!(
-        window.alert_id,
-        format!("window-{warm}-{}", (t0 * 1000.0) as i64)
-    );
-    let stats = window
-        .window
-        .as_ref()
-        .expect("window alerts carry their window");
-    assert_eq!(
-        (
-            stats.count,
-            stats.avg_temperature,
-            stats.window_end - stats.window_start
-        ),
+        (stats.count, stats.avg_temperature, stats.window_end - stats.window_start),
         (3, 85.0, 10.0)
     );
 
-    let dead = collect(
-        &format!("it-dlq-{nonce}"),
-        topics::DEAD_LETTERS,
-        &bad,
-        |f| !f.is_empty(),
-    )
-    .await;
+    let dead =
+        collect(&format!("it-dlq-{nonce}"), topics::DEAD_LETTERS, &bad, |f| !f.is_empty()).await;
     assert_eq!(dead[0].0, malformed.as_bytes(), "the raw bytes are kept");
-    let reason = dead[0]
-        .1
-        .iter()
-        .find(|(k, _)| k == "thermoalert.reason")
-        .map(|(_, v)| v.as_str());
+    let reason = dead[0].1.iter().find(|(k, _)| k == "thermoalert.reason").map(|(_, v)| v.as_str());
     assert_eq!(reason, Some("wrong_type"));
 
     // The archive holds the four readings, the three instant alert states and the offline one.
@@ -313,55 +258,32 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(count_lines(&readings_dir), temps.len());
-    assert_eq!(
-        count_lines(&data.path().join("archive/alerts/instant").join(&hot)),
-        3
-    );
+    assert_eq!(count_lines(&data.path().join("archive/alerts/instant").join(&hot)), 3);
 
     // The index answers the JSON API: one row per alert id, the readings, the CSV export.
     let from = t0 - 1.0;
     let to = t0 + 10.0;
-    let alerts_json: serde_json::Value = serde_json::from_str(&body(
-        &http_get(port, &format!("/api/alerts?sensor={hot}")).unwrap(),
-    ))
-    .unwrap();
+    let alerts_json: serde_json::Value =
+        serde_json::from_str(&body(&http_get(port, &format!("/api/alerts?sensor={hot}")).unwrap()))
+            .unwrap();
     let mut listed: Vec<(String, String)> = alerts_json
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| {
-            (
-                a["kind"].as_str().unwrap().to_owned(),
-                a["state"].as_str().unwrap().to_owned(),
-            )
-        })
+        .map(|a| (a["kind"].as_str().unwrap().to_owned(), a["state"].as_str().unwrap().to_owned()))
         .collect();
     listed.sort();
     assert_eq!(
         listed,
-        vec![
-            ("instant".into(), "cleared".into()),
-            ("offline".into(), "open".into())
-        ]
+        vec![("instant".into(), "cleared".into()), ("offline".into(), "open".into())]
     );
     let readings_json: serde_json::Value = serde_json::from_str(&body(
-        &http_get(
-            port,
-            &format!("/api/readings?sensor={hot}&from={from}&to={to}"),
-        )
-        .unwrap(),
+        &http_get(port, &format!("/api/readings?sensor={hot}&from={from}&to={to}")).unwrap(),
     ))
     .unwrap();
-    assert_eq!(
-        readings_json["readings"].as_array().unwrap().len(),
-        temps.len()
-    );
+    assert_eq!(readings_json["readings"].as_array().unwrap().len(), temps.len());
     let csv = body(
-        &http_get(
-            port,
-            &format!("/api/export.csv?sensor={hot}&from={from}&to={to}"),
-        )
-        .unwrap(),
+        &http_get(port, &format!("/api/export.csv?sensor={hot}&from={from}&to={to}")).unwrap(),
     );
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "timestamp,sensor_id,temperature");
@@ -375,8 +297,120 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
 
     // The server-rendered overview shows the sensor.
     let page = http_get(port, "/").expect("the page is served");
-    assert!(
-        page.contains(&format!("data-sensor=\"{hot}\"")),
-        "overview lacks {hot}"
-    );
+    assert!(page.contains(&format!("data-sensor=\"{hot}\"")), "overview lacks {hot}");
+}
+
+/// Readings of `sensors` simulated sensors named `<prefix>sensorN`, one per second each,
+/// with frequent excursions, starting at `t0`.
+fn simulated(prefix: &str, sensors: usize, seconds: usize, t0: f64) -> Vec<Reading> {
+    let mut sim = Simulator::new(SimulatorConfig { sensors, seed: 42, excursion_chance: 0.03 });
+    let mut out = Vec::new();
+    for s in 0..seconds {
+        sim.tick(t0 + s as f64, &mut out);
+    }
+    for r in &mut out {
+        r.sensor_id = format!("{prefix}{}", r.sensor_id);
+    }
+    out
+}
+
+async fn produce(readings: &[Reading]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    // Queued synchronously, in order: the idempotent producer keeps each sensor's order.
+    let mut deliveries = Vec::with_capacity(readings.len());
+    for r in readings {
+        let payload = serde_json::to_vec(r).unwrap();
+        let record = FutureRecord::to(topics::READINGS).key(&r.sensor_id).payload(&payload);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("queued"));
+    }
+    for d in futures::future::join_all(deliveries).await {
+        d.expect("not cancelled").map_err(|(e, _)| e).expect("the broker takes the reading");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
+async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let prefix = format!("kill{nonce}");
+    let data = tempfile::tempdir().unwrap();
+    let group = format!("it-kill-{nonce}");
+    let t0 = ((nonce / 1000) as f64 / 300.0).floor() * 300.0 - 3600.0;
+    let (sensors, seconds) = (8, 300);
+    let readings = simulated(&prefix, sensors, seconds, t0);
+
+    // What an uninterrupted run raises: the final state of every instant episode.
+    let mut core = Processor::new(ProcessorConfig::default());
+    let mut out = Output::default();
+    for r in &readings {
+        core.process(r, r.event_time_ms(), &mut out);
+    }
+    let mut expected: BTreeMap<String, AlertState> = BTreeMap::new();
+    for a in out.alerts.iter().filter(|a| a.kind == AlertKind::Instant) {
+        expected.insert(a.alert_id.clone(), a.state);
+    }
+    assert!(expected.len() >= 4, "the simulation should raise several episodes");
+
+    let port = free_port();
+    let mut server = start_server(data.path(), &group, port);
+    let half = readings.len() / 2;
+    produce(&readings[..half]).await;
+    // Kill -9 once some, but not necessarily all, of the first half is durable.
+    let archive = data.path().join("archive/temperature_data");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(&archive) == 0 {
+        assert!(Instant::now() < deadline, "nothing archived before the crash");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.child.kill().expect("kill -9");
+    server.child.wait().unwrap();
+    let archived_at_crash = count_lines(&archive);
+
+    produce(&readings[half..]).await;
+    let port = free_port();
+    let _server = start_server_logging_to(data.path(), &group, port, "server2.log");
+
+    // Every reading is in the history exactly once.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (from, to) = (t0 - 1.0, t0 + seconds as f64 + 1.0);
+    for i in 1..=sensors {
+        let sensor = format!("{prefix}sensor{i}");
+        loop {
+            let page: serde_json::Value =
+                http_get(port, &format!("/api/readings?sensor={sensor}&from={from}&to={to}"))
+                    .map(|r| serde_json::from_str(&body(&r)).unwrap_or_default())
+                    .unwrap_or_default();
+            let n = page["readings"].as_array().map_or(0, Vec::len);
+            if n == seconds {
+                break;
+            }
+            assert!(n <= seconds, "{sensor}: {n} readings, more than the {seconds} produced");
+            assert!(Instant::now() < deadline, "{sensor}: only {n} of {seconds} readings archived");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    // Every expected alert is in the index once, in its final state.
+    let sensors_param: Vec<String> = (1..=sensors).map(|i| format!("{prefix}sensor{i}")).collect();
+    let listed: serde_json::Value = serde_json::from_str(&body(
+        &http_get(
+            port,
+            &format!("/api/alerts?kind=instant&limit=10000&sensor={}", sensors_param.join(",")),
+        )
+        .unwrap(),
+    ))
+    .unwrap();
+    let mut got: BTreeMap<String, AlertState> = BTreeMap::new();
+    for a in listed.as_array().unwrap() {
+        let alert: Alert = serde_json::from_value(a.clone()).unwrap();
+        assert!(
+            got.insert(alert.alert_id.clone(), alert.state).is_none(),
+            "{} listed twice",
+            alert.alert_id
+        );
+    }
+    assert_eq!(got, expected, "archived {archived_at_crash} readings before the crash");
 }

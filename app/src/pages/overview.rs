@@ -67,15 +67,9 @@ fn Dashboard(
     live_sensors: RwSignal<BTreeMap<String, SensorView>>,
     live_alerts: RwSignal<Vec<Alert>>,
 ) -> impl IntoView {
-    let Overview {
-        sensors,
-        recent_alerts,
-        ..
-    } = snapshot;
-    let base: BTreeMap<String, SensorView> = sensors
-        .into_iter()
-        .map(|s| (s.sensor_id.clone(), s))
-        .collect();
+    let Overview { sensors, recent_alerts, .. } = snapshot;
+    let base: BTreeMap<String, SensorView> =
+        sensors.into_iter().map(|s| (s.sensor_id.clone(), s)).collect();
     let tiles = move || {
         let mut all = base.clone();
         all.extend(live_sensors.get());
@@ -83,18 +77,13 @@ fn Dashboard(
             return view! { <p class="empty">"No readings yet: waiting for sensors."</p> }
                 .into_any();
         }
-        all.into_values()
-            .map(|sensor| view! { <SensorTile sensor/> })
-            .collect_view()
-            .into_any()
+        all.into_values().map(|sensor| view! { <SensorTile sensor/> }).collect_view().into_any()
     };
     let alerts = move || {
         // An alert can reach both the snapshot and the stream around page load: keep one.
         let mut all = live_alerts.get();
-        let fresh = |a: &&Alert| {
-            !all.iter()
-                .any(|l| l.alert_id == a.alert_id && l.state == a.state)
-        };
+        let fresh =
+            |a: &&Alert| !all.iter().any(|l| l.alert_id == a.alert_id && l.state == a.state);
         let older: Vec<Alert> = recent_alerts.iter().filter(fresh).cloned().collect();
         all.extend(older);
         all.truncate(RECENT_ALERTS);

@@ -23,33 +23,16 @@ impl std::fmt::Debug for HdfsStore {
 impl HdfsStore {
     /// Connects to the NameNode at `url` (`hdfs://host:port`) and checks it answers.
     pub fn connect(url: &str) -> Result<HdfsStore, StoreError> {
-        let wrap = |op| {
-            move |source| StoreError {
-                op,
-                path: url.to_owned(),
-                source,
-            }
-        };
-        let client = ClientBuilder::new(url)
-            .connect()
-            .map_err(wrap("connect to"))?;
+        let wrap = |op| move |source| StoreError { op, path: url.to_owned(), source };
+        let client = ClientBuilder::new(url).connect().map_err(wrap("connect to"))?;
         // libhdfs connects lazily: ask for the root so an unreachable NameNode fails here.
-        client
-            .metadata("/")
-            .map_err(wrap("reach the NameNode at"))?;
-        Ok(HdfsStore {
-            url: url.to_owned(),
-            client,
-        })
+        client.metadata("/").map_err(wrap("reach the NameNode at"))?;
+        Ok(HdfsStore { url: url.to_owned(), client })
     }
 }
 
 fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError {
-        op,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| StoreError { op, path: path.to_owned(), source }
 }
 
 impl Store for HdfsStore {
@@ -66,18 +49,11 @@ impl Store for HdfsStore {
         f.write_all(bytes).map_err(err("write", &tmp))?;
         // Closing completes the blocks on the DataNode: the data is durable after this.
         f.try_close().map_err(err("close", &tmp))?;
-        self.client
-            .rename_file(&tmp, path)
-            .map_err(err("rename", path))
+        self.client.rename_file(&tmp, path).map_err(err("rename", path))
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
-        let mut f = self
-            .client
-            .open_file()
-            .read(true)
-            .open(path)
-            .map_err(err("open", path))?;
+        let mut f = self.client.open_file().read(true).open(path).map_err(err("open", path))?;
         let mut out = Vec::new();
         f.read_to_end(&mut out).map_err(err("read", path))?;
         Ok(out)

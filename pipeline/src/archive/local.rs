@@ -24,11 +24,7 @@ impl LocalStore {
 }
 
 fn err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError {
-        op,
-        path: path.display().to_string(),
-        source,
-    }
+    move |source| StoreError { op, path: path.display().to_string(), source }
 }
 
 impl Store for LocalStore {
@@ -42,9 +38,7 @@ impl Store for LocalStore {
         f.sync_all().map_err(err("sync", &tmp))?;
         fs::rename(&tmp, &target).map_err(err("rename", &target))?;
         // The rename is durable only once the directory entry is.
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err("sync directory", dir))
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err("sync directory", dir))
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
@@ -61,11 +55,7 @@ impl Store for LocalStore {
         };
         let mut names = Vec::new();
         for entry in entries {
-            let name = entry
-                .map_err(err("list", &p))?
-                .file_name()
-                .to_string_lossy()
-                .into_owned();
+            let name = entry.map_err(err("list", &p))?.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".tmp") {
                 names.push(name);
             }
@@ -87,18 +77,9 @@ mod tests {
     fn writes_reads_and_lists_files() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(dir.path());
-        store
-            .write_file("/temperature_data/s1/2026-01-01/a.jsonl", b"one\n")
-            .unwrap();
-        store
-            .write_file("/temperature_data/s1/2026-01-01/b.jsonl", b"two\n")
-            .unwrap();
-        assert_eq!(
-            store
-                .read_file("/temperature_data/s1/2026-01-01/a.jsonl")
-                .unwrap(),
-            b"one\n"
-        );
+        store.write_file("/temperature_data/s1/2026-01-01/a.jsonl", b"one\n").unwrap();
+        store.write_file("/temperature_data/s1/2026-01-01/b.jsonl", b"two\n").unwrap();
+        assert_eq!(store.read_file("/temperature_data/s1/2026-01-01/a.jsonl").unwrap(), b"one\n");
         assert_eq!(
             store.list("/temperature_data/s1/2026-01-01").unwrap(),
             vec!["a.jsonl", "b.jsonl"]
@@ -109,9 +90,7 @@ mod tests {
     #[test]
     fn read_of_a_missing_file_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let e = LocalStore::new(dir.path())
-            .read_file("/x/y.jsonl")
-            .unwrap_err();
+        let e = LocalStore::new(dir.path()).read_file("/x/y.jsonl").unwrap_err();
         assert!(e.to_string().contains("y.jsonl"), "{e}");
     }
 }

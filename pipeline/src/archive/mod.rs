@@ -117,12 +117,7 @@ impl ArchiveBuffer {
     }
 
     pub fn push_reading(&mut self, reading: &Reading) {
-        self.push(
-            Stream::Readings,
-            &reading.sensor_id,
-            reading.event_time_ms(),
-            reading,
-        );
+        self.push(Stream::Readings, &reading.sensor_id, reading.event_time_ms(), reading);
     }
 
     pub fn push_alert(&mut self, alert: &Alert) {
@@ -131,11 +126,7 @@ impl ArchiveBuffer {
     }
 
     fn push<T: serde::Serialize>(&mut self, stream: Stream, sensor_id: &str, ms: i64, record: &T) {
-        let key = SegmentKey {
-            stream,
-            sensor_id: sensor_id.to_owned(),
-            day: day_of(ms),
-        };
+        let key = SegmentKey { stream, sensor_id: sensor_id.to_owned(), day: day_of(ms) };
         let seg = self.segments.entry(key).or_insert_with(|| Segment {
             first_ms: ms,
             last_ms: ms,
@@ -244,11 +235,7 @@ mod tests {
     use crate::model::{AlertState, Level};
 
     fn reading(sensor: &str, t: f64) -> Reading {
-        Reading {
-            timestamp: t,
-            sensor_id: sensor.into(),
-            temperature: 21.5,
-        }
+        Reading { timestamp: t, sensor_id: sensor.into(), temperature: 21.5 }
     }
 
     #[test]
