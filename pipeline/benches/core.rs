@@ -112,7 +112,12 @@ fn main() {
 /// One reading per sensor per second, excursions included, with 1 % of readings delayed by up
 /// to a minute (out of order).
 fn generate(total: usize, sensors: usize) -> Vec<Reading> {
-    let mut sim = Simulator::new(SimulatorConfig { sensors, seed: 7, excursion_chance: 0.002 });
+    let mut sim = Simulator::new(SimulatorConfig {
+        sensors,
+        seed: 7,
+        excursion_chance: 0.002,
+        ..Default::default()
+    });
     let mut readings = Vec::with_capacity(total + sensors);
     let mut t = START_S;
     while readings.len() < total {

@@ -147,17 +147,45 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub sensors: u32,
 
-    /// Readings per second of each sensor.
-    #[arg(long, default_value_t = 1.0)]
-    pub rate: f64,
+    /// Readings per second of each sensor, or `max` for as fast as the broker takes them.
+    #[arg(long, default_value = "1", value_parser = crate::feed::parse_rate)]
+    pub rate: crate::feed::Rate,
 
-    /// Stop after this many readings in total (default: run until interrupted).
+    /// Stop after this many messages in total (default: run until interrupted).
     #[arg(long)]
     pub count: Option<u64>,
 
     /// Seed of the simulation: the same seed yields the same signals.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    /// Chance per reading that a quiet sensor starts an excursion above HIGH/CRITICAL.
+    #[arg(long, default_value_t = 0.004, value_parser = parse_chance)]
+    pub excursion_chance: f64,
+
+    /// Chance per reading that a sensor gets stuck on one value for a while.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_chance)]
+    pub stuck_chance: f64,
+
+    /// Chance per reading that a sensor drops out (sends nothing) for a while.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_chance)]
+    pub dropout_chance: f64,
+
+    /// Chance per reading that it is held back 5–120 s and sent late, out of order.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_chance)]
+    pub late_chance: f64,
+
+    /// Chance per sensor and tick of a malformed message (each kind the parser rejects).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_chance)]
+    pub malformed_chance: f64,
+}
+
+/// A probability between 0 and 1.
+pub fn parse_chance(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("`{s}` is not a probability between 0 and 1")),
+    }
 }
 
 /// Thresholds given for one sensor on the command line.
@@ -283,6 +311,29 @@ mod tests {
         let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
         let e = args.per_sensor_thresholds().unwrap_err().to_string();
         assert!(e.contains("sensor `oven`") && e.contains("must be below"), "{e}");
+    }
+
+    #[test]
+    fn simulate_flags_are_checked_with_clear_messages() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["thermoalert", "simulate", "--kafka-brokers", "127.0.0.1:9092"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_from(args)
+        };
+        let Some(Command::Simulate(ok)) = parse(&["--rate", "max", "--late-chance", "0.1"]).unwrap().command
+        else {
+            panic!("simulate")
+        };
+        assert_eq!(ok.rate, crate::feed::Rate::Max);
+        assert_eq!(ok.late_chance, 0.1);
+        let e = parse(&["--rate", "fast"]).unwrap_err().to_string();
+        assert!(e.contains("neither a positive number"), "{e}");
+        let e = parse(&["--rate", "0"]).unwrap_err().to_string();
+        assert!(e.contains("neither a positive number"), "{e}");
+        let e = parse(&["--stuck-chance", "2"]).unwrap_err().to_string();
+        assert!(e.contains("not a probability"), "{e}");
+        let e = parse(&["--sensors", "0"]).unwrap_err().to_string();
+        assert!(e.contains("--sensors"), "{e}");
     }
 
     #[test]

@@ -124,7 +124,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 seed: seed_from_clock(),
                 ..Default::default()
             },
-            rate: 1.0,
+            rate: feed::Rate::PerSensor(1.0),
             count: None,
             progress: false,
         };
@@ -211,7 +211,11 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         sim: SimulatorConfig {
             sensors: args.sensors as usize,
             seed: args.seed,
-            ..Default::default()
+            excursion_chance: args.excursion_chance,
+            stuck_chance: args.stuck_chance,
+            dropout_chance: args.dropout_chance,
+            late_chance: args.late_chance,
+            malformed_chance: args.malformed_chance,
         },
         rate: args.rate,
         count: args.count,

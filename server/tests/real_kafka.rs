@@ -303,7 +303,12 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
 /// Readings of `sensors` simulated sensors named `<prefix>sensorN`, one per second each,
 /// with frequent excursions, starting at `t0`.
 fn simulated(prefix: &str, sensors: usize, seconds: usize, t0: f64) -> Vec<Reading> {
-    let mut sim = Simulator::new(SimulatorConfig { sensors, seed: 42, excursion_chance: 0.03 });
+    let mut sim = Simulator::new(SimulatorConfig {
+        sensors,
+        seed: 42,
+        excursion_chance: 0.03,
+        ..Default::default()
+    });
     let mut out = Vec::new();
     for s in 0..seconds {
         sim.tick(t0 + s as f64, &mut out);
