@@ -320,7 +320,8 @@ mod tests {
             args.extend_from_slice(extra);
             Cli::try_parse_from(args)
         };
-        let Some(Command::Simulate(ok)) = parse(&["--rate", "max", "--late-chance", "0.1"]).unwrap().command
+        let Some(Command::Simulate(ok)) =
+            parse(&["--rate", "max", "--late-chance", "0.1"]).unwrap().command
         else {
             panic!("simulate")
         };
