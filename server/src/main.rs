@@ -29,6 +29,8 @@ use crate::config::{Cli, Command, ServeArgs, SimulateArgs};
 
 /// Capacity of the live broadcast: how far a browser may fall behind before it skips ahead.
 const LIVE_CAPACITY: usize = 4096;
+/// How long a shutdown may take to flush and commit before the process gives up.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long start-up waits for a configured Kafka broker.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -155,7 +157,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
 
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("interrupted, shutting down"),
+        signal = stop_signal() => info!("{signal}: shutting down (flushing the archive, committing offsets)"),
         Some(result) = tasks.join_next() => {
             // A task ended on its own: that is an error (they run until shutdown).
             let _ = shutdown_tx.send(true);
@@ -164,9 +166,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
-    while let Some(result) = tasks.join_next().await {
-        result.context("a background task panicked")??;
+    let drained = tokio::time::timeout(SHUTDOWN_TIMEOUT, async {
+        while let Some(result) = tasks.join_next().await {
+            result.context("a background task panicked")??;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => bail!(
+            "shutdown took longer than {SHUTDOWN_TIMEOUT:?}; unflushed readings will be replayed at the next start"
+        ),
     }
+    info!("stopped cleanly");
     drop(embedded);
     Ok(())
 }
@@ -190,6 +203,21 @@ fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
     }
 }
 
+/// Waits for SIGINT (Ctrl-C) or SIGTERM (`docker stop`, systemd); returns which.
+async fn stop_signal() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -206,7 +234,7 @@ fn seed_from_clock() -> u64 {
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let producer = kafka::producer(&args.kafka_brokers)?;
-    let (_tx, rx) = watch::channel(false);
+    let (stop, rx) = watch::channel(false);
     let feed = feed::Feed {
         sim: SimulatorConfig {
             sensors: args.sensors as usize,
@@ -221,9 +249,16 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         count: args.count,
         progress: true,
     };
+    let run = feed::run(feed, producer, rx);
+    tokio::pin!(run);
+    // A signal stops the feed, which still waits for what it queued to be acknowledged.
     let sent = tokio::select! {
-        r = feed::run(feed, producer, rx) => r?,
-        _ = tokio::signal::ctrl_c() => 0,
+        r = &mut run => r?,
+        signal = stop_signal() => {
+            info!("{signal}: stopping");
+            let _ = stop.send(true);
+            run.await?
+        }
     };
     info!(sent, "done");
     Ok(())
