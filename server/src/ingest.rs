@@ -23,6 +23,8 @@ use thermoalert_pipeline::topics;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::telemetry;
+
 /// Archive data buffered beyond this is flushed at once rather than at the next tick.
 const FLUSH_BYTES: usize = 8 << 20;
 /// How long a delivery to Kafka may take before it counts as failed and is sent again.
@@ -118,7 +120,10 @@ impl Ingest {
                             self.hub.publish_reading(&reading, level);
                             self.emit(&mut out, &mut pending);
                         }
-                        Err(rejection) => pending.outgoing.push(dead_letter(&msg, bytes, &rejection)),
+                        Err(rejection) => {
+                            telemetry::rejected(rejection.code());
+                            pending.outgoing.push(dead_letter(&msg, bytes, &rejection));
+                        }
                     }
                     processed += 1;
                     pending
@@ -144,6 +149,7 @@ impl Ingest {
             pending.windows.push(window);
         }
         for alert in out.alerts.drain(..) {
+            telemetry::alert(&alert);
             pending.archive.push_alert(&alert);
             self.hub.publish_alert(&alert);
             pending.outgoing.push(Outgoing {
@@ -165,6 +171,7 @@ impl Ingest {
         if pending.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         // The core's state as of the last consumed message, committed together with it.
         let mut snapshots = Vec::new();
         self.processor.take_changed(&mut snapshots);
@@ -175,7 +182,10 @@ impl Ingest {
                 .await
                 .context("archive writer panicked")?;
             match result {
-                Ok(files) => break files,
+                Ok(files) => {
+                    telemetry::archived(files.len(), files.iter().map(|f| f.contents.len()).sum());
+                    break files;
+                }
                 Err((rest, e)) => {
                     error!("archive write failed, retrying in 1s: {e}");
                     batch = rest;
@@ -197,6 +207,8 @@ impl Ingest {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         self.deliver(std::mem::take(&mut pending.outgoing)).await;
+        telemetry::core(&self.processor.counters());
+        telemetry::flushed(started.elapsed());
         let to_commit = std::mem::replace(&mut pending.offsets, TopicPartitionList::new());
         if to_commit.count() == 0 {
             return Ok(());
@@ -235,6 +247,7 @@ impl Ingest {
             }
             pending = failed;
             if !pending.is_empty() {
+                telemetry::delivery_retried(pending.len());
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt.min(25)))).await;
             }

@@ -6,6 +6,7 @@ mod config;
 mod feed;
 mod ingest;
 mod params;
+mod telemetry;
 mod web;
 
 use std::net::SocketAddr;
@@ -64,6 +65,7 @@ impl Cli {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let core = args.processor_config()?;
     let thresholds = core.defaults;
+    let metrics = telemetry::install()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let plan = TopicPlan { partitions: args.partitions };
 
@@ -141,6 +143,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         leptos_options: conf.leptos_options,
         hub,
         history: History::new(index, store),
+        metrics,
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")

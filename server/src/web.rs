@@ -4,18 +4,24 @@
 use std::convert::Infallible;
 
 use axum::Router;
-use axum::extract::{FromRef, State};
+use std::time::Instant;
+
+use axum::extract::{FromRef, MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::Stream;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use metrics_exporter_prometheus::PrometheusHandle;
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::{App, shell};
 use thermoalert_pipeline::history::History;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::api;
+use crate::{api, telemetry};
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -23,6 +29,7 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub hub: LiveHub,
     pub history: History,
+    pub metrics: PrometheusHandle,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -37,6 +44,7 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream))
+        .route("/metrics", get(metrics))
         .route("/api/sensors", get(api::sensors))
         .route("/api/alerts", get(api::alerts))
         .route("/api/readings", get(api::readings))
@@ -50,7 +58,41 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(timed))
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// Records the latency of every request by its route (not its raw path: bounded labels).
+async fn timed(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    telemetry::http(route, started.elapsed());
+    response
+}
+
+/// Counts a live-stream client while it is connected.
+struct SseClient;
+
+impl SseClient {
+    fn connect() -> SseClient {
+        telemetry::sse_clients(1.0);
+        SseClient
+    }
+}
+
+impl Drop for SseClient {
+    fn drop(&mut self) {
+        telemetry::sse_clients(-1.0);
+    }
 }
 
 /// `GET /api/stream`: `reading` and `alert` events as they happen. A client that falls
@@ -58,18 +100,19 @@ pub fn router(state: AppState) -> Router {
 async fn stream(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = state.hub.subscribe();
-    let events = futures::stream::unfold(rx, |mut rx| async move {
+    let rx = (state.hub.subscribe(), SseClient::connect());
+    let events = futures::stream::unfold(rx, |(mut rx, client)| async move {
         let event = match rx.recv().await {
             Ok(ev) => Event::default().event(ev.name()).json_data(&ev).unwrap_or_else(|e| {
                 Event::default().event("error").data(format!("unencodable event: {e}"))
             }),
             Err(RecvError::Lagged(missed)) => {
+                telemetry::sse_lagged(missed);
                 Event::default().event("lagged").data(missed.to_string())
             }
             Err(RecvError::Closed) => return None,
         };
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, client)))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
 }

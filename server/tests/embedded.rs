@@ -1,6 +1,6 @@
 //! The embedded default, end to end and with nothing installed: `thermoalert serve` with no
 //! Kafka or HDFS configured runs its in-process broker and simulator, archives and indexes the
-//! readings, serves them, and stops cleanly on SIGTERM.
+//! readings, serves them and its metrics, and stops cleanly on SIGTERM.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,6 +58,17 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     let readings: serde_json::Value =
         serde_json::from_str(&http_get(port, "/api/readings?sensor=sensor1").unwrap()).unwrap();
     assert!(!readings["readings"].as_array().unwrap().is_empty());
+
+    // Prometheus metrics count what went through.
+    let metrics = http_get(port, "/metrics").unwrap();
+    let readings_total: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("thermoalert_readings_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no readings counter in:\n{metrics}"));
+    assert!(readings_total >= 3.0, "{readings_total}");
+    assert!(metrics.contains("thermoalert_http_request_seconds_bucket{route=\"/api/sensors\""), "{metrics}");
+    assert!(metrics.contains("thermoalert_flush_seconds"), "{metrics}");
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());

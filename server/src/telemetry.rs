@@ -1,0 +1,104 @@
+//! The server's metrics, in one place: their names, what they mean, and the Prometheus
+//! recorder `GET /metrics` renders. The pipeline core only counts (see
+//! `thermoalert_pipeline::processor::Counters`); adapters turn what happens into metrics here.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use thermoalert_pipeline::model::Alert;
+use thermoalert_pipeline::processor::Counters;
+
+pub const READINGS_IN: &str = "thermoalert_readings_total";
+pub const REJECTED: &str = "thermoalert_rejected_total";
+pub const ALERTS: &str = "thermoalert_alerts_total";
+pub const WINDOWS_CLOSED: &str = "thermoalert_windows_closed_total";
+pub const WINDOW_REVISIONS: &str = "thermoalert_window_revisions_total";
+pub const LATE: &str = "thermoalert_late_readings_total";
+pub const ARCHIVE_FILES: &str = "thermoalert_archive_files_total";
+pub const ARCHIVE_BYTES: &str = "thermoalert_archive_bytes_total";
+pub const FLUSH_SECONDS: &str = "thermoalert_flush_seconds";
+pub const DELIVERY_RETRIES: &str = "thermoalert_delivery_retries_total";
+pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
+pub const SSE_LAGGED: &str = "thermoalert_sse_lagged_events_total";
+pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
+
+/// Installs the global recorder; call once, at start.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])?
+        .install_recorder()?;
+    describe_counter!(READINGS_IN, "Valid readings consumed from Kafka.");
+    describe_counter!(REJECTED, "Messages sent to the dead-letter topic, by reason.");
+    describe_counter!(ALERTS, "Alert state changes raised, by kind, severity and state.");
+    describe_counter!(WINDOWS_CLOSED, "Event-time windows closed by the watermark.");
+    describe_counter!(WINDOW_REVISIONS, "Window results revised by late readings.");
+    describe_counter!(
+        LATE,
+        "Readings after their window closed: revised, or too late for any window."
+    );
+    describe_counter!(ARCHIVE_FILES, "Files written to the archive.");
+    describe_counter!(ARCHIVE_BYTES, "Bytes written to the archive.");
+    describe_histogram!(
+        FLUSH_SECONDS,
+        "Time to make a flush durable: archive, index, broker acknowledgements, commit."
+    );
+    describe_counter!(
+        DELIVERY_RETRIES,
+        "Alert or dead-letter deliveries that failed and were sent again."
+    );
+    describe_gauge!(SSE_CLIENTS, "Browsers connected to the live stream.");
+    describe_counter!(SSE_LAGGED, "Live events skipped by clients that fell behind.");
+    describe_histogram!(HTTP_SECONDS, "HTTP request latency, by route.");
+    Ok(handle)
+}
+
+pub fn rejected(reason: &'static str) {
+    counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+pub fn alert(a: &Alert) {
+    let state = match a.state {
+        thermoalert_pipeline::model::AlertState::Open => "open",
+        thermoalert_pipeline::model::AlertState::Escalated => "escalated",
+        thermoalert_pipeline::model::AlertState::Cleared => "cleared",
+    };
+    counter!(ALERTS, "kind" => a.kind.as_str(), "severity" => a.severity.as_str(), "state" => state)
+        .increment(1);
+}
+
+/// Publishes the core's running totals (they only grow; the exporter keeps the absolute).
+pub fn core(c: &Counters) {
+    counter!(READINGS_IN).absolute(c.readings);
+    counter!(WINDOWS_CLOSED).absolute(c.windows_closed);
+    counter!(WINDOW_REVISIONS).absolute(c.window_revisions);
+    counter!(LATE, "outcome" => "revised").absolute(c.late);
+    counter!(LATE, "outcome" => "too_late").absolute(c.too_late);
+}
+
+pub fn archived(files: usize, bytes: usize) {
+    counter!(ARCHIVE_FILES).increment(files as u64);
+    counter!(ARCHIVE_BYTES).increment(bytes as u64);
+}
+
+pub fn flushed(took: Duration) {
+    histogram!(FLUSH_SECONDS).record(took.as_secs_f64());
+}
+
+pub fn delivery_retried(n: usize) {
+    counter!(DELIVERY_RETRIES).increment(n as u64);
+}
+
+pub fn sse_clients(delta: f64) {
+    gauge!(SSE_CLIENTS).increment(delta);
+}
+
+pub fn sse_lagged(missed: u64) {
+    counter!(SSE_LAGGED).increment(missed);
+}
+
+pub fn http(route: String, took: Duration) {
+    histogram!(HTTP_SECONDS, "route" => route).record(took.as_secs_f64());
+}
