@@ -5,6 +5,7 @@
 //! knows it, and every alert and dead letter produced from them is acknowledged by the broker:
 //! a crash replays readings, it never loses them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,12 +57,13 @@ struct Pending {
     alerts: Vec<Alert>,
     windows: Vec<SensorWindow>,
     outgoing: Vec<Outgoing>,
-    offsets: TopicPartitionList,
+    /// Next offset to commit per partition of the readings topic (the only one consumed).
+    offsets: BTreeMap<i32, i64>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.offsets.count() == 0
+        self.offsets.is_empty()
             && self.archive.is_empty()
             && self.outgoing.is_empty()
             && self.windows.is_empty()
@@ -84,7 +86,7 @@ impl Ingest {
             alerts: Vec::new(),
             windows: Vec::new(),
             outgoing: Vec::new(),
-            offsets: TopicPartitionList::new(),
+            offsets: BTreeMap::new(),
         };
         let mut out = Output::default();
         // Reused for every message: parsing allocates nothing.
@@ -94,6 +96,7 @@ impl Ingest {
         let mut core_tick = tokio::time::interval(TICK);
         core_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut processed: u64 = 0;
+        let readings_in = telemetry::readings_counter();
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -116,6 +119,7 @@ impl Ingest {
                     match parse_reading_into(bytes, now as f64 / 1000.0, &limits, &mut reading) {
                         Ok(()) => {
                             let level = self.processor.process(&reading, now, &mut out);
+                            readings_in.increment(1);
                             pending.archive.push_reading(&reading);
                             self.hub.publish_reading(&reading, level);
                             self.emit(&mut out, &mut pending);
@@ -126,10 +130,7 @@ impl Ingest {
                         }
                     }
                     processed += 1;
-                    pending
-                        .offsets
-                        .add_partition_offset(msg.topic(), msg.partition(), Offset::Offset(msg.offset() + 1))
-                        .context("tracking a consumed offset")?;
+                    pending.offsets.insert(msg.partition(), msg.offset() + 1);
                     if pending.archive.pending_bytes() >= FLUSH_BYTES {
                         self.flush(&mut pending).await?;
                     }
@@ -209,9 +210,14 @@ impl Ingest {
         self.deliver(std::mem::take(&mut pending.outgoing)).await;
         telemetry::core(&self.processor.counters());
         telemetry::flushed(started.elapsed());
-        let to_commit = std::mem::replace(&mut pending.offsets, TopicPartitionList::new());
-        if to_commit.count() == 0 {
+        if pending.offsets.is_empty() {
             return Ok(());
+        }
+        let mut to_commit = TopicPartitionList::new();
+        for (partition, offset) in std::mem::take(&mut pending.offsets) {
+            to_commit
+                .add_partition_offset(topics::READINGS, partition, Offset::Offset(offset))
+                .context("listing the offsets to commit")?;
         }
         // Synchronous: once a flush returns, a restart resumes after what it made durable,
         // so the restored core state and the replayed readings line up. (A crash between the

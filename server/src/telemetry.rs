@@ -69,9 +69,13 @@ pub fn alert(a: &Alert) {
         .increment(1);
 }
 
+/// The counter of valid readings, kept by the consumer loop (one atomic add per reading).
+pub fn readings_counter() -> metrics::Counter {
+    counter!(READINGS_IN)
+}
+
 /// Publishes the core's running totals (they only grow; the exporter keeps the absolute).
 pub fn core(c: &Counters) {
-    counter!(READINGS_IN).absolute(c.readings);
     counter!(WINDOWS_CLOSED).absolute(c.windows_closed);
     counter!(WINDOW_REVISIONS).absolute(c.window_revisions);
     counter!(LATE, "outcome" => "revised").absolute(c.late);

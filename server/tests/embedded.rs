@@ -67,7 +67,10 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no readings counter in:\n{metrics}"));
     assert!(readings_total >= 3.0, "{readings_total}");
-    assert!(metrics.contains("thermoalert_http_request_seconds_bucket{route=\"/api/sensors\""), "{metrics}");
+    assert!(
+        metrics.contains("thermoalert_http_request_seconds_bucket{route=\"/api/sensors\""),
+        "{metrics}"
+    );
     assert!(metrics.contains("thermoalert_flush_seconds"), "{metrics}");
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
