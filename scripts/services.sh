@@ -190,6 +190,7 @@ EOF
   <property><name>dfs.namenode.datanode.registration.ip-hostname-check</name><value>false</value></property>
   <property><name>dfs.namenode.safemode.extension</name><value>0</value></property>
   <property><name>dfs.client.use.datanode.hostname</name><value>true</value></property>
+  <property><name>dfs.client.block.write.replace-datanode-on-failure.enable</name><value>false</value></property>
 </configuration>
 EOF
   cat >"$HDFS_DIR/conf/log4j.properties" <<'EOF'

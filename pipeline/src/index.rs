@@ -48,6 +48,8 @@ pub struct IndexBatch<'a> {
     pub windows: &'a [SensorWindow],
     /// The core's state of the sensors that changed, as of this flush.
     pub snapshots: &'a [SensorSnapshot],
+    /// Next offset per partition of the readings topic, consumed up to this flush.
+    pub offsets: &'a [(i32, i64)],
     /// Processing time of the flush (epoch ms).
     pub written_ms: i64,
 }
@@ -130,7 +132,7 @@ impl SensorIndex {
         let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
         for chunk in batch.files.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT OR IGNORE INTO archive_files \
+                "INSERT INTO archive_files \
                  (path, stream, sensor_id, first_ms, last_ms, records, bytes, written_ms) ",
             );
             q.push_values(chunk, |mut row, f| {
@@ -143,6 +145,15 @@ impl SensorIndex {
                     .push_bind(f.contents.len() as i64)
                     .push_bind(batch.written_ms);
             });
+            // Files are appended to by later flushes: widen the range and add the counts.
+            q.push(
+                " ON CONFLICT (path) DO UPDATE SET \
+                 first_ms = min(archive_files.first_ms, excluded.first_ms), \
+                 last_ms = max(archive_files.last_ms, excluded.last_ms), \
+                 records = archive_files.records + excluded.records, \
+                 bytes = archive_files.bytes + excluded.bytes, \
+                 written_ms = excluded.written_ms",
+            );
             q.build().execute(&mut *tx).await.map_err(query_err("record archive files"))?;
         }
         let readings: Vec<&ArchiveFile> =
@@ -236,7 +247,31 @@ impl SensorIndex {
             );
             q.build().execute(&mut *tx).await.map_err(query_err("record sensor state"))?;
         }
+        for chunk in batch.offsets.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO consumer_offsets (topic, partition, next_offset) ",
+            );
+            q.push_values(chunk, |mut row, (partition, offset)| {
+                row.push_bind(crate::topics::READINGS).push_bind(partition).push_bind(offset);
+            });
+            q.push(
+                " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+            );
+            q.build().execute(&mut *tx).await.map_err(query_err("record consumer offsets"))?;
+        }
         tx.commit().await.map_err(query_err("commit a transaction"))
+    }
+
+    /// The offsets recorded with the sensor state, per partition of the readings topic.
+    pub async fn offsets(&self) -> Result<Vec<(i32, i64)>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ? ORDER BY partition",
+        )
+        .bind(crate::topics::READINGS)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("load consumer offsets"))?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// The core's state of every sensor as of the last flush, to restore at start. A
@@ -467,33 +502,31 @@ mod tests {
     async fn files_are_found_by_sensor_stream_and_time_overlap() {
         let (_dir, index) = index().await;
         let mut buf = ArchiveBuffer::new("w");
-        for t in [100.0, 200.0] {
-            buf.push_reading(&Reading { timestamp: t, sensor_id: "a".into(), temperature: 1.0 });
-        }
+        let r = |sensor: &str, t: f64| Reading {
+            timestamp: t,
+            sensor_id: sensor.into(),
+            temperature: 1.0,
+        };
+        buf.push_reading(&r("a", 100.0));
+        buf.push_reading(&r("a", 200.0));
         let first = buf.take_batch().files;
-        buf.push_reading(&Reading { timestamp: 300.0, sensor_id: "a".into(), temperature: 1.0 });
-        buf.push_reading(&Reading { timestamp: 300.0, sensor_id: "b".into(), temperature: 1.0 });
+        // The next flush appends to the same hour's file, and starts the next hour's.
+        buf.push_reading(&r("a", 300.0));
+        buf.push_reading(&r("a", 3_700.0));
+        buf.push_reading(&r("b", 300.0));
         let second = buf.take_batch().files;
-        index
-            .record(IndexBatch { files: &first, written_ms: 1, ..Default::default() })
-            .await
-            .unwrap();
-        index
-            .record(IndexBatch { files: &second, written_ms: 2, ..Default::default() })
-            .await
-            .unwrap();
-        // Recording the same files again (a replayed flush) changes nothing.
-        index
-            .record(IndexBatch { files: &first, written_ms: 3, ..Default::default() })
-            .await
-            .unwrap();
+        for (files, at) in [(&first, 1), (&second, 2)] {
+            index.record(IndexBatch { files, written_ms: at, ..Default::default() }).await.unwrap();
+        }
 
         let all = index.files("a", Stream::Readings, 0, i64::MAX).await.unwrap();
         assert_eq!(all.len(), 2);
-        assert_eq!((all[0].first_ms, all[0].last_ms, all[0].records), (100_000, 200_000, 2));
-        assert_eq!(all[0].bytes as usize, first[0].contents.len());
-        assert_eq!(index.files("a", Stream::Readings, 250_000, 260_000).await.unwrap().len(), 0);
-        assert_eq!(index.files("a", Stream::Readings, 200_000, 300_000).await.unwrap().len(), 2);
+        assert_eq!((all[0].first_ms, all[0].last_ms, all[0].records), (100_000, 300_000, 3));
+        let appended: usize = [&first[0], &second[0]].iter().map(|f| f.contents.len()).sum();
+        assert_eq!(all[0].bytes as usize, appended);
+        assert_eq!((all[1].first_ms, all[1].records), (3_700_000, 1));
+        assert_eq!(index.files("a", Stream::Readings, 350_000, 3_600_000).await.unwrap().len(), 0);
+        assert_eq!(index.files("a", Stream::Readings, 300_000, 3_700_000).await.unwrap().len(), 2);
         assert!(index.files("a", Stream::InstantAlerts, 0, i64::MAX).await.unwrap().is_empty());
 
         let sensors = index.sensors().await.unwrap();
@@ -501,7 +534,7 @@ mod tests {
             .iter()
             .map(|s| (s.sensor_id.as_str(), s.first_seen_ms, s.last_seen_ms))
             .collect();
-        assert_eq!(seen, vec![("a", 100_000, 300_000), ("b", 300_000, 300_000)]);
+        assert_eq!(seen, vec![("a", 100_000, 3_700_000), ("b", 300_000, 300_000)]);
     }
 
     #[tokio::test]
@@ -594,6 +627,11 @@ mod tests {
         p.take_changed(&mut snaps);
         index.record(IndexBatch { snapshots: &snaps, ..Default::default() }).await.unwrap();
         assert_eq!(index.snapshots().await.unwrap(), snaps);
+
+        let offsets = [(0, 10), (2, 7)];
+        index.record(IndexBatch { offsets: &offsets, ..Default::default() }).await.unwrap();
+        index.record(IndexBatch { offsets: &[(0, 12)], ..Default::default() }).await.unwrap();
+        assert_eq!(index.offsets().await.unwrap(), vec![(0, 12), (2, 7)]);
     }
 
     #[tokio::test]

@@ -2,17 +2,22 @@
 //! (librdkafka's in-process mock cluster) that the server runs when no Kafka is configured.
 //! Real and embedded brokers go through the same consumer and producer code.
 
-use std::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::topics;
 
@@ -97,16 +102,92 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// A consumer in `group`, subscribed to the readings topic. Offsets are committed by the
-/// caller, only once what they cover is durable (`enable.auto.commit=false`).
-pub fn readings_consumer(brokers: &str, group: &str) -> Result<StreamConsumer, KafkaAdapterError> {
-    let consumer: StreamConsumer = base_config(brokers)
+/// Where each partition of the readings topic resumes when assigned, if not at the group's
+/// committed offset: the offsets saved with the pipeline's state. Shared with the consumer's
+/// rebalance callback.
+#[derive(Debug, Clone, Default)]
+pub struct ResumePoints(Arc<Mutex<HashMap<i32, i64>>>);
+
+impl ResumePoints {
+    pub fn new(offsets: impl IntoIterator<Item = (i32, i64)>) -> Self {
+        ResumePoints(Arc::new(Mutex::new(offsets.into_iter().collect())))
+    }
+
+    /// Records that `partition` is durable up to (not including) `next_offset`.
+    pub fn set(&self, partition: i32, next_offset: i64) {
+        self.0.lock().expect("resume points lock").insert(partition, next_offset);
+    }
+
+    fn get(&self, partition: i32) -> Option<i64> {
+        self.0.lock().expect("resume points lock").get(&partition).copied()
+    }
+}
+
+/// The readings consumer's context: on assignment it starts each partition at its resume
+/// point, when one is known.
+pub struct ReadingsContext {
+    resume: ResumePoints,
+}
+
+impl ClientContext for ReadingsContext {}
+
+impl ConsumerContext for ReadingsContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let partitions: Vec<(String, i32)> =
+                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                for (topic, partition) in partitions {
+                    if let (true, Some(offset)) =
+                        (topic == topics::READINGS, self.resume.get(partition))
+                    {
+                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
+                    }
+                }
+                if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+            other => {
+                tracing::error!("kafka rebalance failed: {}", RDKafkaErrorCode::from(other));
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!("kafka rebalance: cannot apply the assignment: {e}");
+        }
+    }
+}
+
+/// The readings consumer's type.
+pub type ReadingsConsumer = StreamConsumer<ReadingsContext>;
+
+/// A consumer in `group`, subscribed to the readings topic, starting each partition at its
+/// resume point when known. Offsets are committed by the caller, only once what they cover
+/// is durable (`enable.auto.commit=false`).
+pub fn readings_consumer(
+    brokers: &str,
+    group: &str,
+    resume: ResumePoints,
+) -> Result<ReadingsConsumer, KafkaAdapterError> {
+    let consumer: ReadingsConsumer = base_config(brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
-        .create()
+        .create_with_context(ReadingsContext { resume })
         .map_err(|source| KafkaAdapterError::Client {
             what: "consumer",
             brokers: brokers.into(),
@@ -214,7 +295,9 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let consumer = readings_consumer(broker.bootstrap_servers(), "test-group").unwrap();
+        let consumer =
+            readings_consumer(broker.bootstrap_servers(), "test-group", ResumePoints::default())
+                .unwrap();
         let mut seen = Vec::new();
         while seen.len() < 10 {
             let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())

@@ -54,6 +54,36 @@ fn an_archive_batch_round_trips_through_real_hdfs() {
 
 #[test]
 #[ignore = "needs the real HDFS: scripts/services.sh start hdfs"]
+fn later_flushes_append_to_the_same_file_on_real_hdfs() {
+    let store = HdfsStore::connect(&namenode()).expect("the NameNode answers");
+    let sensor = format!("it{}", nonce());
+    let mut buffer = ArchiveBuffer::new("ithdfs");
+    let mut expected = Vec::new();
+    let mut paths = Vec::new();
+    for flush in 0..3 {
+        for i in 0..10 {
+            let r = Reading {
+                timestamp: 1_700_000_000.0 + f64::from(flush * 10 + i),
+                sensor_id: sensor.clone(),
+                temperature: 21.0,
+            };
+            buffer.push_reading(&r);
+            expected.push(r);
+        }
+        let written = buffer.take_batch().write(&store).expect("the append succeeds");
+        paths.push(written[0].path.clone());
+    }
+    assert!(paths.iter().all(|p| *p == paths[0]), "one file per sensor-hour: {paths:?}");
+    let back: Vec<Reading> = String::from_utf8(store.read_file(&paths[0]).unwrap())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(back, expected);
+}
+
+#[test]
+#[ignore = "needs the real HDFS: scripts/services.sh start hdfs"]
 fn reading_a_missing_file_is_an_error_naming_it() {
     let store = HdfsStore::connect(&namenode()).expect("the NameNode answers");
     let err = store.read_file("/no/such/file.jsonl").unwrap_err();

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
 use thermoalert_pipeline::archive::{ArchiveBuffer, Store};
 use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
+use thermoalert_pipeline::kafka::{ReadingsConsumer, ResumePoints};
 use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
 use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
 use thermoalert_pipeline::processor::{Output, Processor};
@@ -33,7 +34,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the task needs.
 pub struct Ingest {
-    pub consumer: StreamConsumer,
+    pub consumer: ReadingsConsumer,
+    /// Where partitions resume if (re)assigned: kept equal to what the index holds.
+    pub resume: ResumePoints,
     pub producer: FutureProducer,
     pub processor: Processor,
     pub store: Arc<dyn Store>,
@@ -196,11 +199,14 @@ impl Ingest {
         };
         let alerts = std::mem::take(&mut pending.alerts);
         let windows = std::mem::take(&mut pending.windows);
+        let offsets: Vec<(i32, i64)> = std::mem::take(&mut pending.offsets).into_iter().collect();
+        // The offsets go in with the state: a restart resumes exactly where this state is.
         let entry = IndexBatch {
             files: &files,
             alerts: &alerts,
             windows: &windows,
             snapshots: &snapshots,
+            offsets: &offsets,
             written_ms: now_ms(),
         };
         while let Err(e) = self.index.record(entry).await {
@@ -210,18 +216,18 @@ impl Ingest {
         self.deliver(std::mem::take(&mut pending.outgoing)).await;
         telemetry::core(&self.processor.counters());
         telemetry::flushed(started.elapsed());
-        if pending.offsets.is_empty() {
+        if offsets.is_empty() {
             return Ok(());
         }
         let mut to_commit = TopicPartitionList::new();
-        for (partition, offset) in std::mem::take(&mut pending.offsets) {
+        for &(partition, offset) in &offsets {
+            self.resume.set(partition, offset);
             to_commit
                 .add_partition_offset(topics::READINGS, partition, Offset::Offset(offset))
                 .context("listing the offsets to commit")?;
         }
-        // Synchronous: once a flush returns, a restart resumes after what it made durable,
-        // so the restored core state and the replayed readings line up. (A crash between the
-        // index write and this commit replays a few readings against a newer state.)
+        // The group's committed offsets, for other instances and tools; this server itself
+        // resumes from the offsets saved in the index with its state.
         let committed =
             tokio::task::block_in_place(|| self.consumer.commit(&to_commit, CommitMode::Sync));
         if let Err(e) = committed {

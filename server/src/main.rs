@@ -110,8 +110,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let snapshots = index.snapshots().await?;
     info!(sensors = snapshots.len(), "restored the pipeline state");
     processor.restore(snapshots, now_ms());
+    let resume = kafka::ResumePoints::new(index.offsets().await?);
     let ingest = ingest::Ingest {
-        consumer: kafka::readings_consumer(&brokers, &args.group)?,
+        consumer: kafka::readings_consumer(&brokers, &args.group, resume.clone())?,
+        resume,
         producer: kafka::producer(&brokers)?,
         processor,
         store: Arc::clone(&store),

@@ -448,5 +448,10 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
             alert.alert_id
         );
     }
-    assert_eq!(got, expected);
+    let missing: Vec<_> = expected.iter().filter(|(k, v)| got.get(*k) != Some(v)).collect();
+    let extra: Vec<_> = got.iter().filter(|(k, v)| expected.get(*k) != Some(v)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "expected but not found: {missing:?}\nfound but not expected: {extra:?}"
+    );
 }

@@ -52,6 +52,41 @@ impl Store for HdfsStore {
         self.client.rename_file(&tmp, path).map_err(err("rename", path))
     }
 
+    fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let existing = match self.client.metadata(path) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(err("stat", path)(e)),
+        };
+        let mut f = match existing {
+            Some(_) => self
+                .client
+                .open_file()
+                .append(true)
+                .open(path)
+                .map_err(err("open for append", path))?,
+            None => self
+                .client
+                .open_file()
+                .write(true)
+                .create(true)
+                .open(path)
+                .map_err(err("create", path))?,
+        };
+        if let Some(len) = existing.filter(|&len| len > 0) {
+            let mut last = [0u8; 1];
+            let reader =
+                self.client.open_file().read(true).open(path).map_err(err("open", path))?;
+            reader.read_at(&mut last, len - 1).map_err(err("read", path))?;
+            if last[0] != b'\n' {
+                f.write_all(b"\n").map_err(err("write", path))?;
+            }
+        }
+        f.write_all(bytes).map_err(err("write", path))?;
+        // Closing completes the block on the DataNode: the data is durable after this.
+        f.try_close().map_err(err("close", path))
+    }
+
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
         let mut f = self.client.open_file().read(true).open(path).map_err(err("open", path))?;
         let mut out = Vec::new();

@@ -27,6 +27,18 @@ fn err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> S
     move |source| StoreError { op, path: path.display().to_string(), source }
 }
 
+/// Whether a file is empty or ends with a newline (no torn last record).
+fn ends_with_newline(f: &mut fs::File) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 impl Store for LocalStore {
     fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let target = self.resolve(path);
@@ -39,6 +51,31 @@ impl Store for LocalStore {
         fs::rename(&tmp, &target).map_err(err("rename", &target))?;
         // The rename is durable only once the directory entry is.
         fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err("sync directory", dir))
+    }
+
+    fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let target = self.resolve(path);
+        let dir = target.parent().expect("archive paths have a directory");
+        let created = !target.exists();
+        if created {
+            fs::create_dir_all(dir).map_err(err("create directory", dir))?;
+        }
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&target)
+            .map_err(err("open", &target))?;
+        if !created && !ends_with_newline(&mut f).map_err(err("read", &target))? {
+            f.write_all(b"\n").map_err(err("write", &target))?;
+        }
+        f.write_all(bytes).map_err(err("write", &target))?;
+        f.sync_data().map_err(err("sync", &target))?;
+        if created {
+            // A new file's directory entry must be durable too.
+            fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err("sync directory", dir))?;
+        }
+        Ok(())
     }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
@@ -85,6 +122,22 @@ mod tests {
             vec!["a.jsonl", "b.jsonl"]
         );
         assert_eq!(store.list("/nowhere").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn appends_accumulate_and_a_torn_last_line_is_closed_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let path = "/temperature_data/s1/2026-01-01/00_w-000.jsonl";
+        store.append_file(path, b"one\n").unwrap();
+        store.append_file(path, b"two\n").unwrap();
+        assert_eq!(store.read_file(path).unwrap(), b"one\ntwo\n");
+        // A crash mid-append leaves half a line; the next append starts on a fresh line.
+        let on_disk = dir.path().join(path.trim_start_matches('/'));
+        let mut f = fs::OpenOptions::new().append(true).open(&on_disk).unwrap();
+        f.write_all(b"{\"torn").unwrap();
+        store.append_file(path, b"three\n").unwrap();
+        assert_eq!(store.read_file(path).unwrap(), b"one\ntwo\n{\"torn\nthree\n");
     }
 
     #[test]

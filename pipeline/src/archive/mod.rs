@@ -1,11 +1,11 @@
 //! The archive: every reading and alert kept as JSON Lines files under the contract's layout,
 //! on HDFS or in a local directory (same layout, same semantics, one [`Store`] trait).
 //!
-//! Records are buffered in memory ([`ArchiveBuffer`], pure) and written as one file per
-//! stream, sensor and day on each flush ([`Batch::write`], blocking I/O: run it off the async
-//! runtime). A file is written whole and then renamed into place, so readers never see a
-//! partial file, and once `write` returns the data is durable: only then may the Kafka
-//! offsets covering it be committed.
+//! Records are buffered in memory ([`ArchiveBuffer`], pure) and appended on each flush to one
+//! file per stream, sensor and hour of event time ([`Batch::write`], blocking I/O: run it off
+//! the async runtime). Once `write` returns the data is durable: only then may the Kafka
+//! offsets covering it be committed. A crash can leave a file's last line torn; readers skip
+//! (and count) such a line, and the replay after the crash writes the record again.
 
 mod local;
 pub use local::LocalStore;
@@ -14,8 +14,9 @@ mod hdfs;
 #[cfg(feature = "hdfs")]
 pub use hdfs::HdfsStore;
 
-use std::collections::BTreeMap;
 use std::fmt;
+
+use rustc_hash::FxHashMap;
 
 use crate::model::{Alert, AlertKind, Reading};
 
@@ -34,6 +35,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Writes `bytes` as the file at `path` (creating directories), durably and atomically:
     /// the file appears whole or not at all.
     fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Appends `bytes` (whole JSON lines) to the file at `path`, creating it and its
+    /// directories if needed, durably: once this returns the data survives a crash. If an
+    /// earlier crash left the file ending mid-line, a newline is written first so that the
+    /// torn record cannot swallow the next one.
+    fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Reads a whole file.
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError>;
     /// Names of the entries of a directory, sorted; empty when it does not exist.
@@ -80,11 +86,17 @@ impl Stream {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct SegmentKey {
+/// Files roll every hour of event time; this many bytes start the next part sooner.
+pub const MAX_FILE_BYTES: usize = 128 << 20;
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// One archive file being appended to: a stream, a sensor and an hour of event time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct FileKey {
     stream: Stream,
-    sensor_id: String,
-    day: String,
+    hour: i64,
+    sensor_id: Box<str>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -95,25 +107,35 @@ struct Segment {
     lines: Vec<u8>,
 }
 
-/// Records waiting to be written, grouped by file.
+/// Records waiting to be written, grouped by the file they are appended to.
 #[derive(Debug)]
 pub struct ArchiveBuffer {
     writer_id: String,
-    next_seq: u64,
-    segments: BTreeMap<SegmentKey, Segment>,
+    /// Per stream and hour, per sensor: what the next flush appends.
+    segments: FxHashMap<(Stream, i64), FxHashMap<Box<str>, Segment>>,
     bytes: usize,
+    /// Part number and size of the files appended to by the last flush, for rolling by size.
+    sizes: FxHashMap<FileKey, (u32, usize)>,
+    max_file_bytes: usize,
 }
 
 impl ArchiveBuffer {
     /// `writer_id` goes into every file name so that two writers (or two runs of one) never
-    /// pick the same name; it must be a path-safe token, e.g. start time and process id.
+    /// append to the same file; it must be a path-safe token, e.g. start time and process id.
     pub fn new(writer_id: impl Into<String>) -> Self {
         ArchiveBuffer {
             writer_id: writer_id.into(),
-            next_seq: 0,
-            segments: BTreeMap::new(),
+            segments: FxHashMap::default(),
             bytes: 0,
+            sizes: FxHashMap::default(),
+            max_file_bytes: MAX_FILE_BYTES,
         }
+    }
+
+    /// Rolls to the next part of a file past `bytes` instead of [`MAX_FILE_BYTES`].
+    pub fn with_max_file_bytes(mut self, bytes: usize) -> Self {
+        self.max_file_bytes = bytes;
+        self
     }
 
     pub fn push_reading(&mut self, reading: &Reading) {
@@ -125,13 +147,17 @@ impl ArchiveBuffer {
         self.push(Stream::of_alert(alert.kind), &alert.sensor_id, ms, alert);
     }
 
+    #[inline]
     fn push<T: serde::Serialize>(&mut self, stream: Stream, sensor_id: &str, ms: i64, record: &T) {
-        let key = SegmentKey { stream, sensor_id: sensor_id.to_owned(), day: day_of(ms) };
-        let seg = self.segments.entry(key).or_insert_with(|| Segment {
-            first_ms: ms,
-            last_ms: ms,
-            ..Segment::default()
-        });
+        let by_sensor = self.segments.entry((stream, ms.div_euclid(HOUR_MS))).or_default();
+        let seg = match by_sensor.get_mut(sensor_id) {
+            Some(seg) => seg,
+            None => by_sensor.entry(sensor_id.into()).or_insert(Segment {
+                first_ms: ms,
+                last_ms: ms,
+                ..Segment::default()
+            }),
+        };
         let before = seg.lines.len();
         // Serializing our own types into a Vec cannot fail.
         serde_json::to_writer(&mut seg.lines, record).expect("archive records serialize");
@@ -151,42 +177,53 @@ impl ArchiveBuffer {
         self.segments.is_empty()
     }
 
-    /// Takes everything buffered as a batch of files to write, leaving the buffer empty.
+    /// Takes everything buffered as a batch of appends, leaving the buffer empty. Files are
+    /// `<root>/<sensor>/<YYYY-MM-DD>/<HH>_<writer>-<part>.jsonl` (UTC, event time): one per
+    /// stream, sensor and hour, the next part once one passes [`MAX_FILE_BYTES`].
     pub fn take_batch(&mut self) -> Batch {
-        let files = std::mem::take(&mut self.segments)
-            .into_iter()
-            .map(|(key, seg)| {
-                self.next_seq += 1;
-                ArchiveFile {
+        let mut sizes = FxHashMap::default();
+        let mut files = Vec::new();
+        for ((stream, hour), by_sensor) in std::mem::take(&mut self.segments) {
+            for (sensor_id, seg) in by_sensor {
+                let key = FileKey { stream, hour, sensor_id };
+                let (mut part, mut size) = self.sizes.get(&key).copied().unwrap_or((0, 0));
+                if size > 0 && size + seg.lines.len() > self.max_file_bytes {
+                    part += 1;
+                    size = 0;
+                }
+                sizes.insert(key.clone(), (part, size + seg.lines.len()));
+                let (day, hh) = day_and_hour(hour);
+                files.push(ArchiveFile {
                     path: format!(
-                        "{}/{}/{}/{}_{}_{}-{:06}.jsonl",
-                        key.stream.root(),
+                        "{}/{}/{day}/{hh:02}_{}-{part:03}.jsonl",
+                        stream.root(),
                         key.sensor_id,
-                        key.day,
-                        seg.first_ms,
-                        seg.last_ms,
-                        self.writer_id,
-                        self.next_seq
+                        self.writer_id
                     ),
-                    stream: key.stream,
-                    sensor_id: key.sensor_id,
+                    stream,
+                    sensor_id: key.sensor_id.into(),
                     first_ms: seg.first_ms,
                     last_ms: seg.last_ms,
                     records: seg.records,
                     contents: seg.lines,
-                }
-            })
-            .collect();
+                });
+            }
+        }
+        // Only files still being written are remembered: memory stays bounded. A sensor back
+        // after a quiet flush appends to its hour's first part again.
+        self.sizes = sizes;
         self.bytes = 0;
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         Batch { files }
     }
 }
 
-/// The UTC day (`YYYY-MM-DD`) of an epoch-milliseconds time.
-fn day_of(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d").to_string())
-        .unwrap_or_else(|| "invalid-date".into())
+/// The UTC day (`YYYY-MM-DD`) and hour of an hour index (hours since the epoch).
+fn day_and_hour(hour: i64) -> (String, i64) {
+    match chrono::DateTime::from_timestamp_millis(hour * HOUR_MS) {
+        Some(t) => (t.format("%Y-%m-%d").to_string(), hour.rem_euclid(24)),
+        None => ("invalid-date".into(), 0),
+    }
 }
 
 /// One file of a batch, with what the index needs to know about it.
@@ -212,9 +249,8 @@ impl Batch {
     /// is returned so the caller can retry it.
     pub fn write(self, store: &dyn Store) -> Result<Vec<ArchiveFile>, (Batch, StoreError)> {
         for (i, f) in self.files.iter().enumerate() {
-            if let Err(e) = store.write_file(&f.path, &f.contents) {
-                // Files already written are harmless duplicates once retried under new names;
-                // keep only the unwritten ones.
+            if let Err(e) = store.append_file(&f.path, &f.contents) {
+                // Keep only the files not yet appended to: a retry must not append twice.
                 let mut files = self.files;
                 let rest = files.split_off(i);
                 drop(files);
@@ -239,11 +275,12 @@ mod tests {
     }
 
     #[test]
-    fn groups_records_by_stream_sensor_and_day() {
+    fn groups_records_by_stream_sensor_and_hour() {
         let mut buf = ArchiveBuffer::new("w1");
         buf.push_reading(&reading("a", 86_399.0));
         buf.push_reading(&reading("a", 86_400.5));
         buf.push_reading(&reading("a", 10.0));
+        buf.push_reading(&reading("a", 20.0));
         buf.push_reading(&reading("b", 20.0));
         buf.push_alert(&Alert {
             alert_id: "x".into(),
@@ -263,18 +300,36 @@ mod tests {
         assert_eq!(
             paths,
             vec![
-                "/temperature_data/a/1970-01-01/10000_86399000_w1-000001.jsonl",
-                "/temperature_data/a/1970-01-02/86400500_86400500_w1-000002.jsonl",
-                "/temperature_data/b/1970-01-01/20000_20000_w1-000003.jsonl",
-                "/alerts/instant/a/1970-01-01/30000_30000_w1-000004.jsonl",
+                "/alerts/instant/a/1970-01-01/00_w1-000.jsonl",
+                "/temperature_data/a/1970-01-01/00_w1-000.jsonl",
+                "/temperature_data/a/1970-01-01/23_w1-000.jsonl",
+                "/temperature_data/a/1970-01-02/00_w1-000.jsonl",
+                "/temperature_data/b/1970-01-01/00_w1-000.jsonl",
             ]
         );
-        assert_eq!(batch.files[0].records, 2);
+        let first = &batch.files[1];
+        assert_eq!((first.records, first.first_ms, first.last_ms), (2, 10_000, 20_000));
         assert!(paths.iter().all(|p| !p.contains(':')));
-        let text = String::from_utf8(batch.files[0].contents.clone()).unwrap();
-        assert_eq!(text.lines().count(), 2);
-        let first: Reading = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first, reading("a", 86_399.0));
+        let text = String::from_utf8(first.contents.clone()).unwrap();
+        let parsed: Reading = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(parsed, reading("a", 10.0));
+    }
+
+    #[test]
+    fn later_flushes_append_to_the_same_file_until_it_is_full() {
+        let mut buf = ArchiveBuffer::new("w").with_max_file_bytes(250);
+        let mut paths = Vec::new();
+        for t in 0..6 {
+            buf.push_reading(&reading("a", f64::from(t)));
+            buf.push_reading(&reading("a", f64::from(t) + 0.5));
+            paths.push(buf.take_batch().files[0].path.clone());
+        }
+        // Each flush appends ~106 bytes: two flushes fit in 250 bytes, the third rolls.
+        assert_eq!(paths[0], paths[1]);
+        assert_ne!(paths[1], paths[2]);
+        assert!(paths[2].ends_with("00_w-001.jsonl"), "{}", paths[2]);
+        assert_eq!(paths[2], paths[3]);
+        assert!(paths[4].ends_with("00_w-002.jsonl"), "{}", paths[4]);
     }
 
     #[test]
