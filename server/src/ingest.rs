@@ -15,14 +15,15 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
-use thermoalert_pipeline::archive::{ArchiveBuffer, Store};
+use thermoalert_pipeline::archive::{ArchiveBuffer, Batch, Store};
 use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
 use thermoalert_pipeline::kafka::{ReadingsConsumer, ResumePoints};
 use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
 use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
-use thermoalert_pipeline::processor::{Output, Processor};
+use thermoalert_pipeline::processor::{Output, Processor, SensorSnapshot};
 use thermoalert_pipeline::topics;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::telemetry;
@@ -34,16 +35,34 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the task needs.
 pub struct Ingest {
-    pub consumer: ReadingsConsumer,
-    /// Where partitions resume if (re)assigned: kept equal to what the index holds.
-    pub resume: ResumePoints,
-    pub producer: FutureProducer,
+    pub consumer: Arc<ReadingsConsumer>,
     pub processor: Processor,
-    pub store: Arc<dyn Store>,
-    pub index: SensorIndex,
+    pub sinks: Sinks,
     pub hub: LiveHub,
     pub writer_id: String,
     pub flush_interval: Duration,
+}
+
+/// Where flushed data goes; cheap to clone, so a flush runs as a task of its own while the
+/// consumer goes on reading.
+#[derive(Clone)]
+pub struct Sinks {
+    pub consumer: Arc<ReadingsConsumer>,
+    /// Where partitions resume if (re)assigned: kept equal to what the index holds.
+    pub resume: ResumePoints,
+    pub producer: FutureProducer,
+    pub store: Arc<dyn Store>,
+    pub index: SensorIndex,
+}
+
+/// One flush's worth of data, owned, on its way to durability.
+struct Flush {
+    batch: Batch,
+    alerts: Vec<Alert>,
+    windows: Vec<SensorWindow>,
+    snapshots: Vec<SensorSnapshot>,
+    offsets: Vec<(i32, i64)>,
+    outgoing: Vec<Outgoing>,
 }
 
 /// A message to the alerts or dead-letter topic, kept until the broker acknowledges it.
@@ -100,10 +119,13 @@ impl Ingest {
         core_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut processed: u64 = 0;
         let readings_in = telemetry::readings_counter();
+        // At most one flush runs while the loop consumes the next batch; flushes complete in
+        // order, so commits only ever move forward.
+        let mut in_flight: Option<JoinHandle<anyhow::Result<()>>> = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
-                _ = flush_tick.tick() => self.flush(&mut pending).await?,
+                _ = flush_tick.tick() => self.flush(&mut pending, &mut in_flight).await?,
                 _ = core_tick.tick() => {
                     self.processor.tick(now_ms(), &mut out);
                     self.emit(&mut out, &mut pending);
@@ -135,12 +157,15 @@ impl Ingest {
                     processed += 1;
                     pending.offsets.insert(msg.partition(), msg.offset() + 1);
                     if pending.archive.pending_bytes() >= FLUSH_BYTES {
-                        self.flush(&mut pending).await?;
+                        self.flush(&mut pending, &mut in_flight).await?;
                     }
                 }
             }
         }
-        self.flush(&mut pending).await?;
+        self.flush(&mut pending, &mut in_flight).await?;
+        if let Some(last) = in_flight.take() {
+            last.await.context("the last flush panicked")??;
+        }
         info!(processed, "pipeline stopped");
         Ok(())
     }
@@ -166,20 +191,44 @@ impl Ingest {
         }
     }
 
-    /// Makes everything pending durable (archive, then index, then the broker's
-    /// acknowledgements), and only then commits the consumed offsets. Each step is retried
-    /// until it succeeds: skipping one would lose data.
-    async fn flush(&mut self, pending: &mut Pending) -> anyhow::Result<()> {
+    /// Cuts what is pending into a flush and starts it once the previous one is done.
+    async fn flush(
+        &mut self,
+        pending: &mut Pending,
+        in_flight: &mut Option<JoinHandle<anyhow::Result<()>>>,
+    ) -> anyhow::Result<()> {
         // Ticks raise alerts without consuming anything (a sensor went offline): those must
         // go out too, so only a flush with nothing at all to do returns early.
         if pending.is_empty() {
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        // The core's state as of the last consumed message, committed together with it.
+        if let Some(previous) = in_flight.take() {
+            previous.await.context("a flush panicked")??;
+        }
+        // The core's state as of the last consumed message, made durable together with it.
         let mut snapshots = Vec::new();
         self.processor.take_changed(&mut snapshots);
-        let mut batch = pending.archive.take_batch();
+        telemetry::core(&self.processor.counters());
+        let flush = Flush {
+            batch: pending.archive.take_batch(),
+            alerts: std::mem::take(&mut pending.alerts),
+            windows: std::mem::take(&mut pending.windows),
+            snapshots,
+            offsets: std::mem::take(&mut pending.offsets).into_iter().collect(),
+            outgoing: std::mem::take(&mut pending.outgoing),
+        };
+        *in_flight = Some(tokio::spawn(self.sinks.clone().make_durable(flush)));
+        Ok(())
+    }
+}
+
+impl Sinks {
+    /// Makes a flush durable (archive, then index, then the broker's acknowledgements), and
+    /// only then commits its offsets. Each step is retried until it succeeds: skipping one
+    /// would lose data.
+    async fn make_durable(self, flush: Flush) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let Flush { mut batch, alerts, windows, snapshots, offsets, outgoing } = flush;
         let files = loop {
             let store = Arc::clone(&self.store);
             let result = tokio::task::spawn_blocking(move || batch.write(store.as_ref()))
@@ -197,9 +246,6 @@ impl Ingest {
                 }
             }
         };
-        let alerts = std::mem::take(&mut pending.alerts);
-        let windows = std::mem::take(&mut pending.windows);
-        let offsets: Vec<(i32, i64)> = std::mem::take(&mut pending.offsets).into_iter().collect();
         // The offsets go in with the state: a restart resumes exactly where this state is.
         let entry = IndexBatch {
             files: &files,
@@ -213,8 +259,7 @@ impl Ingest {
             error!("index update failed, retrying in 1s: {e}");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        self.deliver(std::mem::take(&mut pending.outgoing)).await;
-        telemetry::core(&self.processor.counters());
+        self.deliver(outgoing).await;
         telemetry::flushed(started.elapsed());
         if offsets.is_empty() {
             return Ok(());
@@ -228,8 +273,11 @@ impl Ingest {
         }
         // The group's committed offsets, for other instances and tools; this server itself
         // resumes from the offsets saved in the index with its state.
+        let consumer = Arc::clone(&self.consumer);
         let committed =
-            tokio::task::block_in_place(|| self.consumer.commit(&to_commit, CommitMode::Sync));
+            tokio::task::spawn_blocking(move || consumer.commit(&to_commit, CommitMode::Sync))
+                .await
+                .context("offset commit panicked")?;
         if let Err(e) = committed {
             // Not fatal: the next commit covers these offsets too (or a replay does).
             warn!("offset commit failed: {e}");

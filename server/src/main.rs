@@ -111,13 +111,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!(sensors = snapshots.len(), "restored the pipeline state");
     processor.restore(snapshots, now_ms());
     let resume = kafka::ResumePoints::new(index.offsets().await?);
+    let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, resume.clone())?);
     let ingest = ingest::Ingest {
-        consumer: kafka::readings_consumer(&brokers, &args.group, resume.clone())?,
-        resume,
-        producer: kafka::producer(&brokers)?,
+        consumer: Arc::clone(&consumer),
         processor,
-        store: Arc::clone(&store),
-        index: index.clone(),
+        sinks: ingest::Sinks {
+            consumer,
+            resume,
+            producer: kafka::producer(&brokers)?,
+            store: Arc::clone(&store),
+            index: index.clone(),
+        },
         hub: hub.clone(),
         writer_id: writer_id(),
         flush_interval: args.flush_interval,
