@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use thermoalert_pipeline::history::HistoryError;
+use thermoalert_pipeline::history::{HistoryError, ReadingsPage};
 use thermoalert_pipeline::index::AlertFilter;
 
 use crate::params::{self, BadParam, Params};
@@ -115,15 +115,24 @@ pub async fn alerts(
     Ok(Json(body).into_response())
 }
 
+/// The raw readings of `sensor` in `[from, to)` (default: the last hour), with the range.
+async fn raw_readings(
+    state: &AppState,
+    q: &Params,
+) -> Result<(String, i64, i64, ReadingsPage), ApiError> {
+    params::only(q, &["sensor", "from", "to"])?;
+    let sensor = params::required_sensor(q)?;
+    let (from, to) = params::range(q, now_ms(), params::DEFAULT_SPAN_MS)?;
+    let page = state.history.readings(&sensor, from, to).await?;
+    Ok((sensor, from, to, page))
+}
+
 /// `GET /api/readings?sensor=&from=&to=`: raw readings of one sensor (default: last hour).
 pub async fn readings(
     State(state): State<AppState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    params::only(&q, &["sensor", "from", "to"])?;
-    let sensor = params::required_sensor(&q)?;
-    let (from, to) = params::range(&q, now_ms(), params::DEFAULT_SPAN_MS)?;
-    let page = state.history.readings(&sensor, from, to).await?;
+    let (sensor, from, to, page) = raw_readings(&state, &q).await?;
     Ok(Json(json!({
         "sensor_id": sensor,
         "from": from as f64 / 1000.0,
@@ -171,10 +180,7 @@ pub async fn export_csv(
     State(state): State<AppState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    params::only(&q, &["sensor", "from", "to"])?;
-    let sensor = params::required_sensor(&q)?;
-    let (from, to) = params::range(&q, now_ms(), params::DEFAULT_SPAN_MS)?;
-    let page = state.history.readings(&sensor, from, to).await?;
+    let (sensor, from, to, page) = raw_readings(&state, &q).await?;
     // The text is made chunk by chunk as the client reads, not all at once.
     let header_line = futures::stream::once(async {
         Ok::<_, std::io::Error>("timestamp,sensor_id,temperature\n".to_owned())
