@@ -183,7 +183,7 @@ impl SensorIndex {
                     .push_bind(a.kind.as_str())
                     .push_bind(&a.sensor_id)
                     .push_bind(a.severity.as_str())
-                    .push_bind(state_name(a.state))
+                    .push_bind(a.state.as_str())
                     .push_bind(state_rank(a.state))
                     .push_bind(ms)
                     .push_bind(ms)
@@ -349,7 +349,7 @@ impl SensorIndex {
         any_of(&mut q, "severity", &filter.severities, |l| l.as_str());
         any_of(&mut q, "sensor_id", &filter.sensors, String::as_str);
         any_of(&mut q, "kind", &filter.kinds, |k| k.as_str());
-        any_of(&mut q, "state", &filter.states, |s| state_name(*s));
+        any_of(&mut q, "state", &filter.states, |s| s.as_str());
         if let Some(from) = filter.from_ms {
             q.push(" AND opened_ms >= ").push_bind(from);
         }
@@ -444,14 +444,6 @@ impl SensorIndex {
 
 fn seconds_to_ms(s: f64) -> i64 {
     (s * 1000.0).round() as i64
-}
-
-fn state_name(s: AlertState) -> &'static str {
-    match s {
-        AlertState::Open => "open",
-        AlertState::Escalated => "escalated",
-        AlertState::Cleared => "cleared",
-    }
 }
 
 /// Order of states within one alert's life.

@@ -88,6 +88,17 @@ pub enum AlertState {
     Cleared,
 }
 
+impl AlertState {
+    /// The name used in JSON, the index and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Open => "open",
+            AlertState::Escalated => "escalated",
+            AlertState::Cleared => "cleared",
+        }
+    }
+}
+
 /// The statistics of one sensor's event-time window, as emitted when the watermark passes
 /// its end and again, with a higher `revision`, each time late data changes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +199,7 @@ mod tests {
         assert_eq!(v["kind"], "instant");
         assert_eq!(v["severity"], "CRITICAL");
         assert_eq!(v["state"], "escalated");
+        assert_eq!(v["state"], a.state.as_str());
         assert_eq!(v["timestamp"], 1);
         assert!(v.get("window_start").is_none());
         let back: Alert = serde_json::from_value(v).unwrap();

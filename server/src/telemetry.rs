@@ -60,12 +60,7 @@ pub fn rejected(reason: &'static str) {
 }
 
 pub fn alert(a: &Alert) {
-    let state = match a.state {
-        thermoalert_pipeline::model::AlertState::Open => "open",
-        thermoalert_pipeline::model::AlertState::Escalated => "escalated",
-        thermoalert_pipeline::model::AlertState::Cleared => "cleared",
-    };
-    counter!(ALERTS, "kind" => a.kind.as_str(), "severity" => a.severity.as_str(), "state" => state)
+    counter!(ALERTS, "kind" => a.kind.as_str(), "severity" => a.severity.as_str(), "state" => a.state.as_str())
         .increment(1);
 }
 

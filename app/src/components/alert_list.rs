@@ -1,7 +1,7 @@
 //! Alerts as a list, most recent first.
 
 use leptos::prelude::*;
-use thermoalert_pipeline::model::{Alert, AlertState};
+use thermoalert_pipeline::model::Alert;
 
 use crate::format;
 
@@ -14,11 +14,7 @@ pub fn AlertList(alerts: Vec<Alert>) -> impl IntoView {
         .into_iter()
         .map(|a| {
             let class = format!("alert {}", format::level_class(a.severity));
-            let state = match a.state {
-                AlertState::Open => "open",
-                AlertState::Escalated => "escalated",
-                AlertState::Cleared => "cleared",
-            };
+            let state = a.state.as_str();
             view! {
                 <li class=class data-alert=a.alert_id.clone()>
                     <span class="severity">{a.severity.as_str()}</span>
