@@ -422,6 +422,12 @@ impl SensorIndex {
             .collect())
     }
 
+    /// Checks the index answers.
+    pub async fn ping(&self) -> Result<(), IndexError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(query_err("answer"))?;
+        Ok(())
+    }
+
     /// Every sensor seen, by id.
     pub async fn sensors(&self) -> Result<Vec<SensorRecord>, IndexError> {
         let rows = sqlx::query(

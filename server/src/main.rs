@@ -148,8 +148,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = web::router(web::AppState {
         leptos_options: conf.leptos_options,
         hub,
-        history: History::new(index, store),
+        history: History::new(index, Arc::clone(&store)),
         metrics,
+        kafka: kafka::producer(&brokers)?,
+        store,
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")

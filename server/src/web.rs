@@ -4,10 +4,11 @@
 use std::convert::Infallible;
 
 use axum::Router;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -16,9 +17,13 @@ use futures::Stream;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
+use rdkafka::producer::{FutureProducer, Producer};
+use serde_json::json;
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::{App, shell};
+use thermoalert_pipeline::archive::Store;
 use thermoalert_pipeline::history::History;
+use thermoalert_pipeline::topics;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{api, telemetry};
@@ -30,6 +35,9 @@ pub struct AppState {
     pub hub: LiveHub,
     pub history: History,
     pub metrics: PrometheusHandle,
+    /// A client of the broker the pipeline uses, for readiness checks.
+    pub kafka: FutureProducer,
+    pub store: Arc<dyn Store>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -51,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history/{sensor}", get(api::history))
         .route("/api/export.csv", get(api::export_csv))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -60,6 +69,45 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(timed))
         .with_state(state)
+}
+
+/// How long a readiness check may wait for each dependency.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /readyz`: 200 when Kafka, the archive and the index all answer, 503 otherwise, with
+/// a line per dependency saying what failed.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let producer = state.kafka.clone();
+    let kafka = tokio::task::spawn_blocking(move || {
+        producer
+            .client()
+            .fetch_metadata(Some(topics::READINGS), READY_TIMEOUT)
+            .map(|_| ())
+            .map_err(|e| format!("Kafka unreachable: {e}"))
+    });
+    let store = Arc::clone(&state.store);
+    let archive = tokio::task::spawn_blocking(move || {
+        store.list("/").map(|_| ()).map_err(|e| format!("archive unreachable: {e}"))
+    });
+    let index = tokio::time::timeout(READY_TIMEOUT, state.history.index().ping());
+    let (kafka, archive, index) = tokio::join!(kafka, archive, index);
+    let check = |r: Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e }),
+    };
+    let kafka = kafka.unwrap_or_else(|e| Err(e.to_string()));
+    let archive = archive.unwrap_or_else(|e| Err(e.to_string()));
+    let index = match index {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("index did not answer within {READY_TIMEOUT:?}")),
+    };
+    let ready = kafka.is_ok() && archive.is_ok() && index.is_ok();
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "checks": { "kafka": check(kafka), "archive": check(archive), "index": check(index) },
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -59,6 +59,13 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
         serde_json::from_str(&http_get(port, "/api/readings?sensor=sensor1").unwrap()).unwrap();
     assert!(!readings["readings"].as_array().unwrap().is_empty());
 
+    // Ready: the embedded broker, the archive and the index all answer.
+    let ready: serde_json::Value =
+        serde_json::from_str(&http_get(port, "/readyz").unwrap()).unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["kafka"]["ok"], true, "{ready}");
+    assert_eq!(ready["checks"]["archive"]["ok"], true, "{ready}");
+
     // Prometheus metrics count what went through.
     let metrics = http_get(port, "/metrics").unwrap();
     let readings_total: f64 = metrics
