@@ -112,13 +112,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     processor.restore(snapshots, now_ms());
     let resume = kafka::ResumePoints::new(index.offsets().await?);
     let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, resume.clone())?);
+    // One client for alerts, dead letters and readiness checks (clones share it).
+    let producer = kafka::producer(&brokers)?;
     let ingest = ingest::Ingest {
         consumer: Arc::clone(&consumer),
         processor,
         sinks: ingest::Sinks {
             consumer,
             resume,
-            producer: kafka::producer(&brokers)?,
+            producer: producer.clone(),
             store: Arc::clone(&store),
             index: index.clone(),
         },
@@ -150,7 +152,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hub,
         history: History::new(index, Arc::clone(&store)),
         metrics,
-        kafka: kafka::producer(&brokers)?,
+        kafka: producer,
         store,
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
