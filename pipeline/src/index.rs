@@ -46,8 +46,9 @@ pub struct IndexBatch<'a> {
     pub files: &'a [ArchiveFile],
     pub alerts: &'a [Alert],
     pub windows: &'a [SensorWindow],
-    /// The core's state of the sensors that changed, as of this flush.
-    pub snapshots: &'a [SensorSnapshot],
+    /// The core's state of the sensors that changed, as of this flush, each with the
+    /// partition of the readings topic its readings come from.
+    pub snapshots: &'a [(i32, SensorSnapshot)],
     /// Next offset per partition of the readings topic, consumed up to this flush.
     pub offsets: &'a [(i32, i64)],
     /// Processing time of the flush (epoch ms).
@@ -234,16 +235,17 @@ impl SensorIndex {
         }
         for chunk in batch.snapshots.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO sensor_state (sensor_id, snapshot, updated_ms) ",
+                "INSERT INTO sensor_state (sensor_id, snapshot, updated_ms, partition) ",
             );
-            q.push_values(chunk, |mut row, s| {
+            q.push_values(chunk, |mut row, (partition, s)| {
                 row.push_bind(&s.sensor_id)
                     .push_bind(serde_json::to_string(s).expect("snapshots serialize"))
-                    .push_bind(batch.written_ms);
+                    .push_bind(batch.written_ms)
+                    .push_bind(partition);
             });
             q.push(
                 " ON CONFLICT (sensor_id) DO UPDATE SET snapshot = excluded.snapshot, \
-                 updated_ms = excluded.updated_ms",
+                 updated_ms = excluded.updated_ms, partition = excluded.partition",
             );
             q.build().execute(&mut *tx).await.map_err(query_err("record sensor state"))?;
         }
@@ -274,22 +276,53 @@ impl SensorIndex {
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// The core's state of every sensor as of the last flush, to restore at start. A
-    /// snapshot that no longer parses (written by an incompatible version) is an error: the
-    /// operator decides, nothing is silently reset.
-    pub async fn snapshots(&self) -> Result<Vec<SensorSnapshot>, IndexError> {
-        let rows = sqlx::query("SELECT sensor_id, snapshot FROM sensor_state ORDER BY sensor_id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(query_err("load sensor state"))?;
+    /// The core's state, as of the last flush, of the sensors whose readings come from
+    /// `partitions`, to restore when they are assigned. A snapshot that no longer parses
+    /// (written by an incompatible version) is an error: the operator decides, nothing is
+    /// silently reset.
+    pub async fn snapshots(
+        &self,
+        partitions: &[i32],
+    ) -> Result<Vec<(i32, SensorSnapshot)>, IndexError> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT sensor_id, snapshot, partition FROM sensor_state WHERE partition IN (",
+        );
+        let mut list = q.separated(", ");
+        for p in partitions {
+            list.push_bind(p);
+        }
+        q.push(") ORDER BY sensor_id");
+        let rows = q.build().fetch_all(&self.pool).await.map_err(query_err("load sensor state"))?;
         rows.into_iter()
             .map(|r| {
                 let sensor_id: String = r.get(0);
                 let text: String = r.get(1);
                 serde_json::from_str(&text)
+                    .map(|snapshot| (r.get(2), snapshot))
                     .map_err(|source| IndexError::CorruptState { sensor_id, source })
             })
             .collect()
+    }
+
+    /// Forgets the state of the sensors of `partition` and where it resumes: another
+    /// instance processed the partition since, so what is kept here is out of date.
+    pub async fn forget_partition(&self, partition: i32) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
+        sqlx::query("DELETE FROM sensor_state WHERE partition = ?")
+            .bind(partition)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("forget sensor state"))?;
+        sqlx::query("DELETE FROM consumer_offsets WHERE topic = ? AND partition = ?")
+            .bind(crate::topics::READINGS)
+            .bind(partition)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("forget consumer offsets"))?;
+        tx.commit().await.map_err(query_err("commit a transaction"))
     }
 
     /// The live files of `stream` for `sensor_id` that may hold records in `[from_ms, to_ms]`.
@@ -614,22 +647,40 @@ mod tests {
             1_000,
             &mut out,
         );
+        let in_partition = |snaps: &[SensorSnapshot], p: i32| -> Vec<(i32, SensorSnapshot)> {
+            snaps.iter().map(|s| (p, s.clone())).collect()
+        };
         p.take_changed(&mut snaps);
-        index.record(IndexBatch { snapshots: &snaps, ..Default::default() }).await.unwrap();
+        let first = in_partition(&snaps, 1);
+        index.record(IndexBatch { snapshots: &first, ..Default::default() }).await.unwrap();
         p.process(
             &Reading { timestamp: 2.0, sensor_id: "s".into(), temperature: 95.0 },
             2_000,
             &mut out,
         );
+        p.process(
+            &Reading { timestamp: 2.0, sensor_id: "t".into(), temperature: 20.0 },
+            2_000,
+            &mut out,
+        );
         snaps.clear();
         p.take_changed(&mut snaps);
-        index.record(IndexBatch { snapshots: &snaps, ..Default::default() }).await.unwrap();
-        assert_eq!(index.snapshots().await.unwrap(), snaps);
+        snaps.sort_by(|a, b| a.sensor_id.cmp(&b.sensor_id));
+        let (s, t) = (in_partition(&snaps[..1], 1), in_partition(&snaps[1..], 2));
+        let latest = [s, t].concat();
+        index.record(IndexBatch { snapshots: &latest, ..Default::default() }).await.unwrap();
+        assert_eq!(index.snapshots(&[1, 2]).await.unwrap(), latest);
+        assert_eq!(index.snapshots(&[2]).await.unwrap(), latest[1..]);
+        assert_eq!(index.snapshots(&[]).await.unwrap(), []);
 
-        let offsets = [(0, 10), (2, 7)];
+        let offsets = [(1, 10), (2, 7)];
         index.record(IndexBatch { offsets: &offsets, ..Default::default() }).await.unwrap();
-        index.record(IndexBatch { offsets: &[(0, 12)], ..Default::default() }).await.unwrap();
-        assert_eq!(index.offsets().await.unwrap(), vec![(0, 12), (2, 7)]);
+        index.record(IndexBatch { offsets: &[(1, 12)], ..Default::default() }).await.unwrap();
+        assert_eq!(index.offsets().await.unwrap(), vec![(1, 12), (2, 7)]);
+
+        index.forget_partition(1).await.unwrap();
+        assert_eq!(index.snapshots(&[1, 2]).await.unwrap(), latest[1..]);
+        assert_eq!(index.offsets().await.unwrap(), vec![(2, 7)]);
     }
 
     #[tokio::test]

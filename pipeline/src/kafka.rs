@@ -2,7 +2,8 @@
 //! (librdkafka's in-process mock cluster) that the server runs when no Kafka is configured.
 //! Real and embedded brokers go through the same consumer and producer code.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::Notify;
 
 use crate::topics;
 
@@ -102,31 +104,52 @@ pub async fn ensure_topics(
     Ok(())
 }
 
-/// Where each partition of the readings topic resumes when assigned, if not at the group's
-/// committed offset: the offsets saved with the pipeline's state. Shared with the consumer's
-/// rebalance callback.
+/// A change of the consumer's partitions of the readings topic, handed from librdkafka's
+/// rebalance callback to the pipeline task. The task applies it when its own state allows:
+/// it makes everything consumed from a partition durable and commits it before giving the
+/// partition up, and restores the state of a partition's sensors before taking it, so a
+/// partition moves between instances without loss and without being processed twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebalance {
+    Assign(Vec<i32>),
+    Revoke(Vec<i32>),
+}
+
+/// The queue of rebalances between the consumer's callback and the pipeline task.
 #[derive(Debug, Clone, Default)]
-pub struct ResumePoints(Arc<Mutex<HashMap<i32, i64>>>);
+pub struct Rebalances {
+    queue: Arc<Mutex<VecDeque<Rebalance>>>,
+    notify: Arc<Notify>,
+    /// Set once the task no longer runs (shutdown): the callback then applies changes itself.
+    direct: Arc<AtomicBool>,
+}
 
-impl ResumePoints {
-    pub fn new(offsets: impl IntoIterator<Item = (i32, i64)>) -> Self {
-        ResumePoints(Arc::new(Mutex::new(offsets.into_iter().collect())))
+impl Rebalances {
+    /// Waits until a rebalance is queued.
+    pub async fn changed(&self) {
+        self.notify.notified().await
     }
 
-    /// Records that `partition` is durable up to (not including) `next_offset`.
-    pub fn set(&self, partition: i32, next_offset: i64) {
-        self.0.lock().expect("resume points lock").insert(partition, next_offset);
+    /// The next queued rebalance, oldest first.
+    pub fn next(&self) -> Option<Rebalance> {
+        self.queue.lock().expect("rebalance queue lock").pop_front()
     }
 
-    fn get(&self, partition: i32) -> Option<i64> {
-        self.0.lock().expect("resume points lock").get(&partition).copied()
+    /// From now on the callback applies rebalances itself (the task has stopped consuming
+    /// and flushed; closing the consumer revokes its partitions through the callback).
+    pub fn apply_directly(&self) {
+        self.direct.store(true, Ordering::SeqCst);
+    }
+
+    fn push(&self, change: Rebalance) {
+        self.queue.lock().expect("rebalance queue lock").push_back(change);
+        self.notify.notify_one();
     }
 }
 
-/// The readings consumer's context: on assignment it starts each partition at its resume
-/// point, when one is known.
+/// The readings consumer's context: it queues rebalances for the pipeline task.
 pub struct ReadingsContext {
-    resume: ResumePoints,
+    rebalances: Rebalances,
 }
 
 impl ClientContext for ReadingsContext {}
@@ -138,31 +161,30 @@ impl ConsumerContext for ReadingsContext {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
-        let result = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let partitions: Vec<(String, i32)> =
-                    tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-                for (topic, partition) in partitions {
-                    if let (true, Some(offset)) =
-                        (topic == topics::READINGS, self.resume.get(partition))
-                    {
-                        let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(offset));
-                    }
-                }
-                if cooperative { consumer.incremental_assign(tpl) } else { consumer.assign(tpl) }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                if cooperative {
-                    consumer.incremental_unassign(tpl)
-                } else {
-                    consumer.unassign()
-                }
-            }
+        let partitions: Vec<i32> = tpl
+            .elements()
+            .iter()
+            .filter(|e| e.topic() == topics::READINGS)
+            .map(|e| e.partition())
+            .collect();
+        let change = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(partitions),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(partitions),
             other => {
                 tracing::error!("kafka rebalance failed: {}", RDKafkaErrorCode::from(other));
-                Ok(())
+                return;
             }
+        };
+        if !self.rebalances.direct.load(Ordering::SeqCst) {
+            // librdkafka waits for the task's assign/unassign call before going on.
+            self.rebalances.push(change);
+            return;
+        }
+        let result = match change {
+            Rebalance::Assign(p) => {
+                assign(consumer, &p.into_iter().map(|p| (p, Offset::Stored)).collect::<Vec<_>>())
+            }
+            Rebalance::Revoke(p) => unassign(consumer, &p),
         };
         if let Err(e) = result {
             tracing::error!("kafka rebalance: cannot apply the assignment: {e}");
@@ -170,16 +192,72 @@ impl ConsumerContext for ReadingsContext {
     }
 }
 
+fn cooperative<C: ConsumerContext>(consumer: &impl Consumer<C>) -> bool {
+    matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative)
+}
+
+/// Starts consuming `partitions` of the readings topic, each at its offset.
+pub fn assign<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    partitions: &[(i32, Offset)],
+) -> Result<(), KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for &(partition, offset) in partitions {
+        tpl.add_partition_offset(topics::READINGS, partition, offset)?;
+    }
+    if cooperative(consumer) { consumer.incremental_assign(&tpl) } else { consumer.assign(&tpl) }
+}
+
+/// Stops consuming `partitions` of the readings topic.
+pub fn unassign<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    partitions: &[i32],
+) -> Result<(), KafkaError> {
+    if !cooperative(consumer) {
+        return consumer.unassign();
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &partition in partitions {
+        tpl.add_partition(topics::READINGS, partition);
+    }
+    consumer.incremental_unassign(&tpl)
+}
+
+/// The group's committed offset of each of `partitions` (`None`: nothing committed yet).
+/// Blocking: one round trip to the group coordinator.
+pub fn committed<C: ConsumerContext>(
+    consumer: &impl Consumer<C>,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<Vec<(i32, Option<i64>)>, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for &partition in partitions {
+        tpl.add_partition(topics::READINGS, partition);
+    }
+    let committed = consumer.committed_offsets(tpl, timeout)?;
+    Ok(partitions
+        .iter()
+        .map(|&p| {
+            let offset =
+                committed.find_partition(topics::READINGS, p).and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            (p, offset)
+        })
+        .collect())
+}
+
 /// The readings consumer's type.
 pub type ReadingsConsumer = StreamConsumer<ReadingsContext>;
 
-/// A consumer in `group`, subscribed to the readings topic, starting each partition at its
-/// resume point when known. Offsets are committed by the caller, only once what they cover
-/// is durable (`enable.auto.commit=false`).
+/// A consumer in `group`, subscribed to the readings topic; its rebalances are queued on
+/// `rebalances` for the caller to apply. Offsets are committed by the caller, only once what
+/// they cover is durable (`enable.auto.commit=false`).
 pub fn readings_consumer(
     brokers: &str,
     group: &str,
-    resume: ResumePoints,
+    rebalances: Rebalances,
 ) -> Result<ReadingsConsumer, KafkaAdapterError> {
     let consumer: ReadingsConsumer = base_config(brokers)
         .set("group.id", group)
@@ -187,7 +265,7 @@ pub fn readings_consumer(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
-        .create_with_context(ReadingsContext { resume })
+        .create_with_context(ReadingsContext { rebalances })
         .map_err(|source| KafkaAdapterError::Client {
             what: "consumer",
             brokers: brokers.into(),
@@ -295,9 +373,10 @@ mod tests {
                 .await
                 .unwrap();
         }
+        let rebalances = Rebalances::default();
+        rebalances.apply_directly();
         let consumer =
-            readings_consumer(broker.bootstrap_servers(), "test-group", ResumePoints::default())
-                .unwrap();
+            readings_consumer(broker.bootstrap_servers(), "test-group", rebalances).unwrap();
         let mut seen = Vec::new();
         while seen.len() < 10 {
             let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())

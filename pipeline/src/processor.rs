@@ -213,6 +213,11 @@ impl Processor {
         }
     }
 
+    /// Drops a sensor's state (its readings now go to another instance); true if it was kept.
+    pub fn forget(&mut self, sensor_id: &str) -> bool {
+        self.sensors.remove(sensor_id).is_some()
+    }
+
     /// The window of a sensor still collecting readings, for the live view.
     pub fn in_progress(&self, sensor_id: &str) -> Option<WindowStats> {
         self.sensors.get(sensor_id)?.windows.in_progress(&self.config.windows)
@@ -366,6 +371,20 @@ mod tests {
         restarted.restore(snaps, 3_600_000);
         restarted.tick(3_600_000 + 29_000, &mut out);
         assert!(out.alerts.is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_sensor_is_never_reported_offline() {
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        p.process(&reading("gone", 1.0, 20.0), 1_000, &mut out);
+        p.process(&reading("kept", 1.0, 20.0), 1_000, &mut out);
+        assert!(p.forget("gone"));
+        assert!(!p.forget("never-seen"));
+        p.tick(3_600_000, &mut out);
+        let offline: Vec<&str> = out.alerts.iter().map(|a| a.sensor_id.as_str()).collect();
+        assert_eq!(offline, ["kept"]);
+        assert_eq!(p.sensors(), 1);
     }
 
     #[test]

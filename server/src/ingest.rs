@@ -4,8 +4,13 @@
 //! Offsets are committed only after the archive batch that covers them is durable, the index
 //! knows it, and every alert and dead letter produced from them is acknowledged by the broker:
 //! a crash replays readings, it never loses them.
+//!
+//! Rebalances are applied here, between messages: a revoked partition is flushed and
+//! committed before it is released, and an assigned one starts where this instance's saved
+//! state is still current (its sensors' state restored) or else at the group's committed
+//! offset with fresh state. See ARCHITECTURE.md, "Restarts and rebalances".
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
 use thermoalert_pipeline::archive::{ArchiveBuffer, Batch, Store};
 use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
-use thermoalert_pipeline::kafka::{ReadingsConsumer, ResumePoints};
+use thermoalert_pipeline::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
 use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
 use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
 use thermoalert_pipeline::processor::{Output, Processor, SensorSnapshot};
@@ -41,6 +46,8 @@ pub struct Ingest {
     pub hub: LiveHub,
     pub writer_id: String,
     pub flush_interval: Duration,
+    /// Rebalances queued by the consumer, applied by the task.
+    pub rebalances: Rebalances,
 }
 
 /// Where flushed data goes; cheap to clone, so a flush runs as a task of its own while the
@@ -48,8 +55,6 @@ pub struct Ingest {
 #[derive(Clone)]
 pub struct Sinks {
     pub consumer: Arc<ReadingsConsumer>,
-    /// Where partitions resume if (re)assigned: kept equal to what the index holds.
-    pub resume: ResumePoints,
     pub producer: FutureProducer,
     pub store: Arc<dyn Store>,
     pub index: SensorIndex,
@@ -60,7 +65,7 @@ struct Flush {
     batch: Batch,
     alerts: Vec<Alert>,
     windows: Vec<SensorWindow>,
-    snapshots: Vec<SensorSnapshot>,
+    snapshots: Vec<(i32, SensorSnapshot)>,
     offsets: Vec<(i32, i64)>,
     outgoing: Vec<Outgoing>,
 }
@@ -81,6 +86,9 @@ struct Pending {
     outgoing: Vec<Outgoing>,
     /// Next offset to commit per partition of the readings topic (the only one consumed).
     offsets: BTreeMap<i32, i64>,
+    /// The partition each sensor's readings come from: its state is saved and restored
+    /// with that partition.
+    partition_of: HashMap<Box<str>, i32>,
 }
 
 impl Pending {
@@ -109,6 +117,7 @@ impl Ingest {
             windows: Vec::new(),
             outgoing: Vec::new(),
             offsets: BTreeMap::new(),
+            partition_of: HashMap::new(),
         };
         let mut out = Output::default();
         // Reused for every message: parsing allocates nothing.
@@ -125,6 +134,11 @@ impl Ingest {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                _ = self.rebalances.changed() => {
+                    while let Some(change) = self.rebalances.next() {
+                        self.rebalance(change, &mut pending, &mut in_flight).await?;
+                    }
+                }
                 _ = flush_tick.tick() => self.flush(&mut pending, &mut in_flight).await?,
                 _ = core_tick.tick() => {
                     self.processor.tick(now_ms(), &mut out);
@@ -143,6 +157,10 @@ impl Ingest {
                     let now = now_ms();
                     match parse_reading_into(bytes, now as f64 / 1000.0, &limits, &mut reading) {
                         Ok(()) => {
+                            let partition = msg.partition();
+                            if pending.partition_of.get(reading.sensor_id.as_str()) != Some(&partition) {
+                                pending.partition_of.insert(reading.sensor_id.as_str().into(), partition);
+                            }
                             let level = self.processor.process(&reading, now, &mut out);
                             readings_in.increment(1);
                             pending.archive.push_reading(&reading);
@@ -166,8 +184,104 @@ impl Ingest {
         if let Some(last) = in_flight.take() {
             last.await.context("the last flush panicked")??;
         }
+        // Closing the consumer revokes what it holds: nothing is left to flush.
+        self.rebalances.apply_directly();
+        while let Some(change) = self.rebalances.next() {
+            let applied = match change {
+                Rebalance::Assign(_) => Ok(()),
+                Rebalance::Revoke(partitions) => kafka::unassign(&*self.consumer, &partitions),
+            };
+            applied.context("releasing partitions at shutdown")?;
+        }
         info!(processed, "pipeline stopped");
         Ok(())
+    }
+
+    /// Applies one rebalance queued by the consumer.
+    async fn rebalance(
+        &mut self,
+        change: Rebalance,
+        pending: &mut Pending,
+        in_flight: &mut Option<JoinHandle<anyhow::Result<()>>>,
+    ) -> anyhow::Result<()> {
+        match change {
+            Rebalance::Revoke(partitions) => {
+                // Everything consumed so far is made durable and committed first: the next
+                // owner starts exactly after it.
+                self.flush(pending, in_flight).await?;
+                if let Some(last) = in_flight.take() {
+                    last.await.context("a flush panicked")??;
+                }
+                let mut forgotten = 0;
+                pending.partition_of.retain(|sensor, p| {
+                    let keep = !partitions.contains(p);
+                    if !keep {
+                        forgotten += usize::from(self.processor.forget(sensor));
+                    }
+                    keep
+                });
+                kafka::unassign(&*self.consumer, &partitions).context("releasing partitions")?;
+                info!(?partitions, sensors = forgotten, "partitions revoked after a flush");
+            }
+            Rebalance::Assign(partitions) => {
+                let starts = loop {
+                    match self.prepare(&partitions, pending).await {
+                        Ok(starts) => break starts,
+                        Err(e) => {
+                            error!("cannot prepare assigned partitions, retrying in 1s: {e:#}");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                kafka::assign(&*self.consumer, &starts).context("taking partitions")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where each assigned partition starts. This instance's saved state of a partition is
+    /// current unless the group committed past it (another instance processed the partition
+    /// since): then it is forgotten and the partition starts at the committed offset.
+    async fn prepare(
+        &mut self,
+        partitions: &[i32],
+        pending: &mut Pending,
+    ) -> anyhow::Result<Vec<(i32, Offset)>> {
+        let consumer = Arc::clone(&self.consumer);
+        let asked = partitions.to_vec();
+        let committed = tokio::task::spawn_blocking(move || {
+            kafka::committed(&*consumer, &asked, Duration::from_secs(10))
+        })
+        .await
+        .context("the committed offsets lookup panicked")?
+        .context("looking up the group's committed offsets")?;
+        let saved: HashMap<i32, i64> = self.sinks.index.offsets().await?.into_iter().collect();
+        let mut starts = Vec::with_capacity(partitions.len());
+        let mut current = Vec::new();
+        for (partition, committed) in committed {
+            match saved.get(&partition) {
+                Some(&saved) if committed.is_none_or(|c| saved >= c) => {
+                    starts.push((partition, Offset::Offset(saved)));
+                    current.push(partition);
+                }
+                stale => {
+                    if stale.is_some() {
+                        self.sinks.index.forget_partition(partition).await?;
+                    }
+                    starts.push((partition, committed.map_or(Offset::Stored, Offset::Offset)));
+                }
+            }
+        }
+        let snapshots = self.sinks.index.snapshots(&current).await?;
+        let sensors = snapshots.len();
+        let mut restored = Vec::with_capacity(sensors);
+        for (partition, snapshot) in snapshots {
+            pending.partition_of.insert(snapshot.sensor_id.as_str().into(), partition);
+            restored.push(snapshot);
+        }
+        self.processor.restore(restored, now_ms());
+        info!(?starts, sensors, "partitions assigned; sensor state restored");
+        Ok(starts)
     }
 
     /// Carries what the core emitted to the live view and the pending archive, index and
@@ -206,8 +320,14 @@ impl Ingest {
             previous.await.context("a flush panicked")??;
         }
         // The core's state as of the last consumed message, made durable together with it.
-        let mut snapshots = Vec::new();
-        self.processor.take_changed(&mut snapshots);
+        let mut changed = Vec::new();
+        self.processor.take_changed(&mut changed);
+        // A sensor only raises alerts on ticks after a reading or a restore, both of which
+        // record its partition.
+        let snapshots = changed
+            .into_iter()
+            .filter_map(|s| Some((*pending.partition_of.get(s.sensor_id.as_str())?, s)))
+            .collect();
         telemetry::core(&self.processor.counters());
         let flush = Flush {
             batch: pending.archive.take_batch(),
@@ -266,7 +386,6 @@ impl Sinks {
         }
         let mut to_commit = TopicPartitionList::new();
         for &(partition, offset) in &offsets {
-            self.resume.set(partition, offset);
             to_commit
                 .add_partition_offset(topics::READINGS, partition, Offset::Offset(offset))
                 .context("listing the offsets to commit")?;

@@ -105,13 +105,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let mut tasks = tokio::task::JoinSet::new();
-    // Continue every sensor's episodes and windows where the last run committed them.
-    let mut processor = Processor::new(core);
-    let snapshots = index.snapshots().await?;
-    info!(sensors = snapshots.len(), "restored the pipeline state");
-    processor.restore(snapshots, now_ms());
-    let resume = kafka::ResumePoints::new(index.offsets().await?);
-    let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, resume.clone())?);
+    // Sensors' episodes and windows continue where this instance saved them, restored
+    // partition by partition as the group assigns them (see `ingest`).
+    let processor = Processor::new(core);
+    let rebalances = kafka::Rebalances::default();
+    let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, rebalances.clone())?);
     // One client for alerts, dead letters and readiness checks (clones share it).
     let producer = kafka::producer(&brokers)?;
     let ingest = ingest::Ingest {
@@ -119,7 +117,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         processor,
         sinks: ingest::Sinks {
             consumer,
-            resume,
             producer: producer.clone(),
             store: Arc::clone(&store),
             index: index.clone(),
@@ -127,6 +124,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         hub: hub.clone(),
         writer_id: writer_id(),
         flush_interval: args.flush_interval,
+        rebalances,
     };
     tasks.spawn(ingest.run(shutdown_rx.clone()));
     if embedded.is_some() {
@@ -229,10 +227,6 @@ async fn stop_signal() -> &'static str {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A path-safe token unique to this process run, for archive file names.

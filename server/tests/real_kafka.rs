@@ -54,6 +54,17 @@ fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
 }
 
 fn start_server_logging_to(data_dir: &Path, group: &str, port: u16, log_name: &str) -> Server {
+    start_server_with(data_dir, group, port, log_name, &[])
+}
+
+/// A server with `extra` environment set over the test defaults.
+fn start_server_with(
+    data_dir: &Path,
+    group: &str,
+    port: u16,
+    log_name: &str,
+    extra: &[(&str, &str)],
+) -> Server {
     let log = data_dir.join(log_name);
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
@@ -68,6 +79,7 @@ fn start_server_logging_to(data_dir: &Path, group: &str, port: u16, log_name: &s
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
         .env("LEPTOS_OUTPUT_NAME", "thermoalert")
         .env_remove("THERMO_HDFS_URL")
+        .envs(extra.iter().copied())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .stdin(Stdio::null())
@@ -454,4 +466,92 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
         missing.is_empty() && extra.is_empty(),
         "expected but not found: {missing:?}\nfound but not expected: {extra:?}"
     );
+}
+
+/// Every archived reading line of `dir`, as `(sensor, timestamp)`.
+fn archived_readings(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for f in jsonl_files(&dir.join("archive/temperature_data")) {
+        for line in std::fs::read_to_string(f).unwrap().lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let timestamp = r["timestamp"].as_f64().unwrap().to_string();
+            out.push((r["sensor_id"].as_str().unwrap().to_owned(), timestamp));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
+async fn two_instances_split_the_partitions_and_process_every_reading_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let prefix = format!("pair{nonce}");
+    let group = format!("it-pair-{nonce}");
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let t0 = ((nonce / 1000) as f64 / 300.0).floor() * 300.0 - 3600.0;
+    let readings = simulated(&prefix, 12, 200, t0);
+    let third = readings.len() / 3;
+    let mine = |all: Vec<(String, String)>| -> Vec<(String, String)> {
+        all.into_iter().filter(|(s, _)| s.starts_with(&prefix)).collect()
+    };
+
+    // A alone takes every partition, then B joins mid-stream: A must flush and commit what
+    // it consumed before handing partitions over, or B would process it again. A flushes
+    // rarely, so it surely holds unflushed readings when B joins.
+    let flush = [("THERMO_FLUSH_INTERVAL", "4s")];
+    let _a = start_server_with(a_dir.path(), &group, free_port(), "a.log", &flush);
+    produce(&readings[..third]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mine(archived_readings(a_dir.path())).len() < third {
+        assert!(Instant::now() < deadline, "A did not archive the first third");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _b = start_server_logging_to(b_dir.path(), &group, free_port(), "b.log");
+    // B has joined once it archives anything of what follows.
+    let mut rest = readings[third..].chunks(readings[third..].len() / 40);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mine(archived_readings(b_dir.path())).is_empty() {
+        assert!(Instant::now() < deadline, "B never got a partition");
+        if let Some(chunk) = rest.next() {
+            produce(chunk).await;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for chunk in rest {
+        produce(chunk).await;
+    }
+
+    // Together they archive every reading, and no reading twice.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (a, b) = loop {
+        let (a, b) = (mine(archived_readings(a_dir.path())), mine(archived_readings(b_dir.path())));
+        if a.len() + b.len() >= readings.len() || Instant::now() > deadline {
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // A short grace period: anything processed twice would show up now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (a2, b2) = (mine(archived_readings(a_dir.path())), mine(archived_readings(b_dir.path())));
+    assert_eq!((a2.len(), b2.len()), (a.len(), b.len()), "readings archived after the end");
+    let mut all: Vec<(String, String)> = a.iter().chain(&b).cloned().collect();
+    all.sort();
+    let total = all.len();
+    all.dedup();
+    assert_eq!(total, all.len(), "{} readings archived by both instances", total - all.len());
+    let mut expected: Vec<(String, String)> =
+        readings.iter().map(|r| (r.sensor_id.clone(), r.timestamp.to_string())).collect();
+    expected.sort();
+    let missing = expected.iter().filter(|r| all.binary_search(r).is_err()).count();
+    let extra = all.iter().filter(|r| expected.binary_search(r).is_err()).count();
+    assert_eq!((missing, extra), (0, 0), "the union of both archives is every reading produced");
+    assert!(!a.is_empty() && !b.is_empty());
+    // Each sensor's readings after the split come from one partition: one instance.
+    let sensors_of = |v: &[(String, String)]| -> std::collections::BTreeSet<String> {
+        v.iter().map(|(s, _)| s.clone()).collect()
+    };
+    let late_a = sensors_of(&a[third.min(a.len())..]);
+    let b_sensors = sensors_of(&b);
+    assert!(b_sensors.len() < 12, "B took every sensor: {b_sensors:?} (A kept {late_a:?})");
 }
