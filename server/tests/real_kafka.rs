@@ -555,3 +555,73 @@ async fn two_instances_split_the_partitions_and_process_every_reading_once() {
     let b_sensors = sensors_of(&b);
     assert!(b_sensors.len() < 12, "B took every sensor: {b_sensors:?} (A kept {late_a:?})");
 }
+
+/// Runs the project's service script (`stop kafka`, `start kafka`).
+fn services(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
+    let status = Command::new("bash").arg(script).args(args).status().unwrap();
+    assert!(status.success(), "scripts/services.sh {args:?} failed");
+}
+
+/// Starts Kafka again when dropped, so a failing outage test leaves the broker up for the
+/// next test.
+struct BrokerBack;
+
+impl Drop for BrokerBack {
+    fn drop(&mut self) {
+        services(&["start", "kafka"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka; stops and restarts it"]
+async fn a_broker_outage_is_survived_and_nothing_is_lost() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let prefix = format!("outage{nonce}");
+    let data = tempfile::tempdir().unwrap();
+    let t0 = ((nonce / 1000) as f64 / 300.0).floor() * 300.0 - 3600.0;
+    let readings = simulated(&prefix, 6, 100, t0);
+    let half = readings.len() / 2;
+    let port = free_port();
+    let _server = start_server(data.path(), &format!("it-outage-{nonce}"), port);
+    let archived = || {
+        archived_readings(data.path()).into_iter().filter(|(s, _)| s.starts_with(&prefix)).count()
+    };
+    let wait_archived = |n: usize, secs: u64| async move {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while archived() < n {
+            assert!(Instant::now() < deadline, "only {} of {n} readings archived", archived());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let status_of = |path: &str| -> String {
+        http_get(port, path).unwrap_or_default().lines().next().unwrap_or_default().to_owned()
+    };
+
+    produce(&readings[..half]).await;
+    wait_archived(half, 60).await;
+
+    // The broker goes away for a while: the server stays up, says it is not ready, and
+    // names Kafka as the reason.
+    let back = BrokerBack;
+    services(&["stop", "kafka"]);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(status_of("/healthz").contains(" 200"), "alive during the outage");
+    let ready = http_get(port, "/readyz").unwrap();
+    assert!(ready.lines().next().unwrap().contains(" 503"), "{ready}");
+    assert!(body(&ready).contains("Kafka unreachable"), "{ready}");
+    drop(back);
+
+    // Once it is back, the pipeline resumes: the second half arrives, nothing is lost and
+    // nothing archived twice.
+    produce(&readings[half..]).await;
+    wait_archived(readings.len(), 120).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(archived(), readings.len(), "every reading archived once");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !status_of("/readyz").contains(" 200") {
+        assert!(Instant::now() < deadline, "not ready again after the outage");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
