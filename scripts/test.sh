@@ -52,4 +52,14 @@ phase "lint" lint
 phase "unit tests" unit
 phase "start kafka + hdfs" scripts/services.sh start
 phase "integration tests" integration
-phase "browser tests" cargo leptos end-to-end
+browser() {
+  # The embedded default, on a fresh data directory the tests read back, with frequent
+  # excursions so that alerts exist within seconds and a flush every second.
+  local data
+  data=$(mktemp -d)
+  THERMO_DATA_DIR=$data THERMO_SIM_EXCURSION_CHANCE=0.05 THERMO_FLUSH_INTERVAL=1s \
+    cargo leptos end-to-end
+  rm -rf "$data"
+}
+
+phase "browser tests" browser

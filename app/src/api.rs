@@ -1,14 +1,256 @@
 //! Server functions the pages call. Their bodies run on the server only; the browser gets a
-//! typed HTTP call. Endpoints are named so other clients can rely on the path.
+//! typed HTTP call. Endpoints are named so other clients can rely on the path (they live
+//! under `/api/` next to the JSON API, with names of their own).
+//!
+//! Every argument is checked here, on the server, whatever the page already checked.
 
 use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use thermoalert_pipeline::model::{Alert, WindowStats};
+use thermoalert_pipeline::rules::Thresholds;
 
-use crate::live::Overview;
+use crate::live::{AlertAck, Overview, SensorView};
+use crate::query::{AlertQuery, Range};
 
-/// The live state of every sensor and the recent alerts, for the overview's first paint.
-#[server(endpoint = "overview")]
-pub async fn get_overview() -> Result<Overview, ServerFnError> {
-    let hub = use_context::<crate::live::LiveHub>()
-        .ok_or_else(|| ServerFnError::new("the live state is not available on this server"))?;
-    Ok(hub.snapshot())
+/// At most this many alerts are listed by one query.
+pub const ALERTS_PAGE: u32 = 500;
+/// Ranges up to this long are charted from raw readings; longer ones from window statistics.
+pub const RAW_SPAN_S: f64 = 2.0 * 86_400.0;
+/// Points of a raw chart after downsampling.
+pub const CHART_POINTS: usize = 1000;
+
+/// An alert as listed: its latest state and who acknowledged it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRow {
+    pub alert: Alert,
+    pub acknowledged_by: Option<String>,
+    /// Epoch seconds.
+    pub acknowledged_at: Option<f64>,
+}
+
+/// What the sensor page shows above its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorInfo {
+    pub sensor_id: String,
+    pub thresholds: Thresholds,
+    pub live: Option<SensorView>,
+    /// Epoch seconds, from the index (absent until the first flush).
+    pub first_seen: Option<f64>,
+    pub last_seen: Option<f64>,
+    pub recent_alerts: Vec<AlertRow>,
+}
+
+/// A chart's data: raw readings (downsampled) for short ranges, closed window statistics
+/// (average with a min/max band) for long ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Series {
+    Raw(Vec<(f64, f64)>),
+    Windows(Vec<WindowStats>),
+}
+
+/// The history of one sensor over `[from, to)` (epoch seconds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub sensor_id: String,
+    pub from: f64,
+    pub to: f64,
+    pub series: Series,
+}
+
+impl History {
+    pub fn is_empty(&self) -> bool {
+        match &self.series {
+            Series::Raw(p) => p.is_empty(),
+            Series::Windows(w) => w.is_empty(),
+        }
+    }
+}
+
+/// A server function's failure in the words the server gave, for the page.
+pub fn explain(e: ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(message) => message,
+        other => other.to_string(),
+    }
+}
+
+/// The live state of every sensor, the recent alerts, and the recent trail of the `charted`
+/// sensors (or of the most alarming few when none are named), for the overview.
+#[server(endpoint = "overview", input = server_fn::codec::Json)]
+pub async fn get_overview(charted: Vec<String>) -> Result<Overview, ServerFnError> {
+    if charted.len() > crate::live::MAX_CHARTED {
+        let max = crate::live::MAX_CHARTED;
+        return Err(ServerFnError::new(format!("at most {max} sensors can be charted")));
+    }
+    charted
+        .iter()
+        .try_for_each(|s| crate::query::validate_sensor(s))
+        .map_err(ServerFnError::new)?;
+    let mut overview = server::hub()?.snapshot(&charted);
+    overview.defaults = server::settings()?.defaults;
+    Ok(overview)
+}
+
+/// Alerts not cleared yet, by severity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenAlerts {
+    pub high: u64,
+    pub critical: u64,
+}
+
+/// How many alerts are open, for the overview's counters.
+#[server(endpoint = "open_alerts")]
+pub async fn count_open_alerts() -> Result<OpenAlerts, ServerFnError> {
+    let (high, critical) =
+        server::history()?.index().open_alerts().await.map_err(server::unavailable)?;
+    Ok(OpenAlerts { high, critical })
+}
+
+/// Alerts matching `query`, most severe first, then most recent.
+#[server(endpoint = "list_alerts", input = server_fn::codec::Json)]
+pub async fn list_alerts(query: AlertQuery) -> Result<Vec<AlertRow>, ServerFnError> {
+    query.validate().map_err(ServerFnError::new)?;
+    let rows = server::history()?
+        .index()
+        .alerts(&server::filter(&query, ALERTS_PAGE))
+        .await
+        .map_err(server::unavailable)?;
+    Ok(rows.into_iter().map(server::row).collect())
+}
+
+/// Marks an alert acknowledged and tells every open page.
+#[server(endpoint = "acknowledge")]
+pub async fn acknowledge(alert_id: String) -> Result<AlertAck, ServerFnError> {
+    crate::query::validate_alert_id(&alert_id).map_err(ServerFnError::new)?;
+    // Until operators log in (issue 9), every acknowledgement is the operator's.
+    let by = "operator".to_owned();
+    let at_ms = server::now_ms();
+    let found = server::history()?
+        .index()
+        .acknowledge(&alert_id, &by, at_ms)
+        .await
+        .map_err(server::unavailable)?;
+    if !found {
+        return Err(ServerFnError::new(format!("there is no alert `{alert_id}`")));
+    }
+    let ack = AlertAck { alert_id, by, at: at_ms as f64 / 1000.0 };
+    server::hub()?.publish_ack(&ack);
+    Ok(ack)
+}
+
+/// The sensor page's header: thresholds, live value, recent alerts.
+#[server(endpoint = "sensor")]
+pub async fn sensor_detail(sensor_id: String) -> Result<SensorInfo, ServerFnError> {
+    crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
+    let history = server::history()?;
+    let live = server::hub()?.sensor(&sensor_id);
+    let known = history.index().sensor(&sensor_id).await.map_err(server::unavailable)?;
+    if live.is_none() && known.is_none() {
+        return Err(ServerFnError::new(format!("no sensor `{sensor_id}` has reported yet")));
+    }
+    let query = AlertQuery { sensors: vec![sensor_id.clone()], ..Default::default() };
+    let recent_alerts = history
+        .index()
+        .alerts(&server::filter(&query, 20))
+        .await
+        .map_err(server::unavailable)?
+        .into_iter()
+        .map(server::row)
+        .collect();
+    Ok(SensorInfo {
+        thresholds: *server::settings()?.thresholds(&sensor_id),
+        live,
+        first_seen: known.as_ref().map(|k| k.first_seen_ms as f64 / 1000.0),
+        last_seen: known.as_ref().map(|k| k.last_seen_ms as f64 / 1000.0),
+        recent_alerts,
+        sensor_id,
+    })
+}
+
+/// A sensor's history over `range`, ready to chart.
+#[server(endpoint = "sensor_history", input = server_fn::codec::Json)]
+pub async fn sensor_history(sensor_id: String, range: Range) -> Result<History, ServerFnError> {
+    use thermoalert_pipeline::history::HistoryError;
+    crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
+    let now = server::now_ms() as f64 / 1000.0;
+    let (from, to) = range.bounds(now).map_err(ServerFnError::new)?;
+    let (from_ms, to_ms) = ((from * 1000.0) as i64, (to * 1000.0) as i64);
+    let history = server::history()?;
+    let windows = || async {
+        let w = history.index().windows(&sensor_id, from_ms, to_ms).await;
+        w.map(Series::Windows).map_err(server::unavailable)
+    };
+    let series = if to - from > RAW_SPAN_S {
+        windows().await?
+    } else {
+        match history.chart(&sensor_id, from_ms, to_ms, CHART_POINTS).await {
+            Ok(points) => Series::Raw(points),
+            // Too many readings to load raw: the window statistics say the same, coarser.
+            Err(HistoryError::TooLarge { .. }) => windows().await?,
+            Err(e) => return Err(server::unavailable(e)),
+        }
+    };
+    Ok(History { sensor_id, from, to, series })
+}
+
+/// Server-side helpers of the functions above.
+#[cfg(feature = "ssr")]
+mod server {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use leptos::prelude::*;
+    use thermoalert_pipeline::history::History;
+    use thermoalert_pipeline::index::{AlertFilter, AlertRecord};
+    use thermoalert_pipeline::processor::ProcessorConfig;
+
+    use super::AlertRow;
+    use crate::live::LiveHub;
+    use crate::query::AlertQuery;
+
+    fn context<T: Clone + Send + Sync + 'static>(what: &str) -> Result<T, ServerFnError> {
+        use_context::<T>()
+            .ok_or_else(|| ServerFnError::new(format!("{what} is not available on this server")))
+    }
+
+    pub fn hub() -> Result<LiveHub, ServerFnError> {
+        context("the live state")
+    }
+
+    pub fn history() -> Result<History, ServerFnError> {
+        context("the history")
+    }
+
+    pub fn settings() -> Result<std::sync::Arc<ProcessorConfig>, ServerFnError> {
+        context("the sensor settings")
+    }
+
+    /// An index or archive failure, worded for the page.
+    pub fn unavailable(e: impl std::fmt::Display) -> ServerFnError {
+        tracing::warn!("server function: {e}");
+        ServerFnError::new(format!("the history is unavailable: {e}"))
+    }
+
+    pub fn now_ms() -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+
+    pub fn filter(q: &AlertQuery, limit: u32) -> AlertFilter {
+        AlertFilter {
+            severities: q.severities.clone(),
+            sensors: q.sensors.clone(),
+            kinds: q.kinds.clone(),
+            states: q.states.clone(),
+            from_ms: q.from.map(|s| (s * 1000.0) as i64),
+            to_ms: q.to.map(|s| (s * 1000.0) as i64),
+            limit,
+        }
+    }
+
+    pub fn row(r: AlertRecord) -> AlertRow {
+        AlertRow {
+            alert: r.alert,
+            acknowledged_by: r.acknowledged_by,
+            acknowledged_at: r.acknowledged_ms.map(|ms| ms as f64 / 1000.0),
+        }
+    }
 }

@@ -15,6 +15,13 @@ pub fn clock(epoch_s: f64) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+/// `2026-11-24 14:03:07 UTC` for an epoch-seconds time.
+pub fn date_time(epoch_s: f64) -> String {
+    chrono::DateTime::from_timestamp_millis((epoch_s * 1000.0) as i64)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "—".into())
+}
+
 /// CSS class of a level.
 pub fn level_class(level: Level) -> &'static str {
     match level {
@@ -42,6 +49,7 @@ mod tests {
         assert_eq!(temperature(78.46), "78.5 °C");
         assert_eq!(temperature(f64::INFINITY), "—");
         assert_eq!(clock(3_723.0), "01:02:03 UTC");
+        assert_eq!(date_time(1_795_514_400.0), "2026-11-24 10:00:00 UTC");
         assert_eq!(trend(Some(20.0), 20.5), "▲");
         assert_eq!(trend(Some(20.0), 19.0), "▼");
         assert_eq!(trend(Some(20.0), 20.01), "▶");

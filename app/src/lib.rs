@@ -2,17 +2,19 @@
 //! functions) and with `hydrate` for the browser (live updates over Server-Sent Events).
 
 pub mod api;
+pub mod chart;
 pub mod components;
 pub mod format;
 pub mod live;
 pub mod pages;
+pub mod query;
 #[cfg(feature = "hydrate")]
 pub mod stream;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::StaticSegment;
 use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{ParamSegment, StaticSegment};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -49,10 +51,19 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <A href="/" attr:class="brand">"ThermoAlert"</A>
+                <nav class="nav" aria-label="Main">
+                    <A href="/">"Overview"</A>
+                    <A href="/alerts">"Alerts"</A>
+                </nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=pages::overview::OverviewPage/>
+                    <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage/>
+                    <Route
+                        path=(StaticSegment("sensors"), ParamSegment("id"))
+                        view=pages::sensor::SensorPage
+                    />
                 </Routes>
             </main>
         </Router>

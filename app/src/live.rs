@@ -30,15 +30,57 @@ impl SensorView {
     }
 }
 
+/// The recent readings of one sensor, `(epoch s, °C)`, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Trail {
+    pub sensor_id: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The overview's live chart keeps one point per sensor every this many seconds...
+pub const TRAIL_STEP_S: f64 = 2.0;
+/// ...for this many points (three minutes).
+pub const TRAIL_POINTS: usize = 90;
+/// At most this many sensors on the live chart.
+pub const MAX_CHARTED: usize = 6;
+
+impl Trail {
+    /// Adds a reading if it is at least [`TRAIL_STEP_S`] after the last point kept (or
+    /// before it: a late or replayed reading restarts nothing), dropping the oldest beyond
+    /// [`TRAIL_POINTS`].
+    pub fn push(points: &mut std::collections::VecDeque<(f64, f64)>, t: f64, temp: f64) {
+        if points.back().is_some_and(|&(last, _)| t < last + TRAIL_STEP_S) {
+            return;
+        }
+        if points.len() == TRAIL_POINTS {
+            points.pop_front();
+        }
+        points.push_back((t, temp));
+    }
+}
+
 /// Everything the overview needs for its first paint.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Overview {
     /// Sorted by sensor id.
     pub sensors: Vec<SensorView>,
+    /// The charted sensors' recent readings.
+    pub trails: Vec<Trail>,
+    /// The thresholds of sensors without their own, drawn on the live chart.
+    pub defaults: thermoalert_pipeline::rules::Thresholds,
     /// Most recent first.
     pub recent_alerts: Vec<Alert>,
     /// Readings processed since the server started.
     pub readings_seen: u64,
+}
+
+/// An operator acknowledged an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertAck {
+    pub alert_id: String,
+    pub by: String,
+    /// Epoch seconds.
+    pub at: f64,
 }
 
 /// One Server-Sent Event of `/api/stream`; the event name is [`LiveEvent::name`].
@@ -48,6 +90,7 @@ pub enum LiveEvent {
     Reading(SensorView),
     Alert(Alert),
     Window(SensorWindow),
+    Acknowledged(AlertAck),
 }
 
 impl LiveEvent {
@@ -56,6 +99,7 @@ impl LiveEvent {
             LiveEvent::Reading(_) => "reading",
             LiveEvent::Alert(_) => "alert",
             LiveEvent::Window(_) => "window",
+            LiveEvent::Acknowledged(_) => "acknowledged",
         }
     }
 }
@@ -74,11 +118,12 @@ mod hub {
     use thermoalert_pipeline::model::{Alert, Level, Reading, SensorWindow};
     use tokio::sync::broadcast;
 
-    use super::{LiveEvent, Overview, RECENT_ALERTS, SensorView};
+    use super::{AlertAck, LiveEvent, MAX_CHARTED, Overview, RECENT_ALERTS, SensorView, Trail};
 
     #[derive(Debug, Default)]
     struct Board {
         sensors: BTreeMap<String, SensorView>,
+        trails: std::collections::HashMap<String, VecDeque<(f64, f64)>>,
         recent_alerts: VecDeque<Alert>,
         readings_seen: u64,
     }
@@ -107,6 +152,11 @@ mod hub {
                 board.readings_seen += 1;
                 let view = SensorView::next(board.sensors.get(&reading.sensor_id), reading, level);
                 board.sensors.insert(reading.sensor_id.clone(), view.clone());
+                let trail = match board.trails.get_mut(&reading.sensor_id) {
+                    Some(t) => t,
+                    None => board.trails.entry(reading.sensor_id.clone()).or_default(),
+                };
+                Trail::push(trail, reading.timestamp, reading.temperature);
                 view
             };
             // No subscribers is fine: nobody is watching.
@@ -127,9 +177,45 @@ mod hub {
             let _ = self.tx.send(LiveEvent::Window(window.clone()));
         }
 
-        pub fn snapshot(&self) -> Overview {
+        /// An acknowledgement, for every open page.
+        pub fn publish_ack(&self, ack: &AlertAck) {
+            let _ = self.tx.send(LiveEvent::Acknowledged(ack.clone()));
+        }
+
+        /// The latest state of one sensor, if it reported since the server started.
+        pub fn sensor(&self, sensor_id: &str) -> Option<SensorView> {
+            self.board.read().expect("live board lock").sensors.get(sensor_id).cloned()
+        }
+
+        /// The overview: every sensor, the recent alerts, and the trails of `charted` (of
+        /// the most alarming sensors when empty).
+        pub fn snapshot(&self, charted: &[String]) -> Overview {
             let board = self.board.read().expect("live board lock");
+            let mut chosen: Vec<&SensorView> = if charted.is_empty() {
+                board.sensors.values().collect()
+            } else {
+                charted.iter().filter_map(|id| board.sensors.get(id)).collect()
+            };
+            if charted.is_empty() {
+                chosen.sort_by(|a, b| {
+                    b.level.cmp(&a.level).then(b.temperature.total_cmp(&a.temperature))
+                });
+            }
+            let trails = chosen
+                .into_iter()
+                .take(MAX_CHARTED)
+                .map(|v| Trail {
+                    sensor_id: v.sensor_id.clone(),
+                    points: board
+                        .trails
+                        .get(&v.sensor_id)
+                        .map(|t| t.iter().copied().collect())
+                        .unwrap_or_default(),
+                })
+                .collect();
             Overview {
+                trails,
+                defaults: Default::default(),
                 sensors: board.sensors.values().cloned().collect(),
                 recent_alerts: board.recent_alerts.iter().cloned().collect(),
                 readings_seen: board.readings_seen,
@@ -149,6 +235,18 @@ mod hub {
     mod tests {
         use super::*;
 
+        #[test]
+        fn trails_keep_one_point_per_step_and_a_bounded_length() {
+            let mut t = VecDeque::new();
+            for i in 0..1000 {
+                Trail::push(&mut t, f64::from(i) * 0.5, f64::from(i));
+            }
+            assert_eq!(t.len(), super::super::TRAIL_POINTS);
+            assert!(t.iter().zip(t.iter().skip(1)).all(|(a, b)| b.0 - a.0 >= 2.0));
+            Trail::push(&mut t, 0.0, 1.0);
+            assert_eq!(t.back().unwrap().0, 498.0, "an older reading is not appended");
+        }
+
         fn reading(s: &str, t: f64, temp: f64) -> Reading {
             Reading { timestamp: t, sensor_id: s.into(), temperature: temp }
         }
@@ -159,8 +257,15 @@ mod hub {
             hub.publish_reading(&reading("b", 1.0, 20.0), Level::Normal);
             hub.publish_reading(&reading("a", 1.0, 30.0), Level::Normal);
             hub.publish_reading(&reading("a", 2.0, 85.0), Level::High);
-            let snap = hub.snapshot();
+            let snap = hub.snapshot(&[]);
             assert_eq!(snap.readings_seen, 3);
+            // The hottest sensor is charted first; its second reading came too soon.
+            let charted: Vec<_> = snap.trails.iter().map(|t| t.sensor_id.as_str()).collect();
+            assert_eq!(charted, ["a", "b"]);
+            assert_eq!(snap.trails[0].points, [(1.0, 30.0)]);
+            let only_b = hub.snapshot(&["b".into(), "nope".into()]);
+            assert_eq!(only_b.trails.len(), 1);
+            assert_eq!(only_b.trails[0].sensor_id, "b");
             let ids: Vec<_> = snap.sensors.iter().map(|s| s.sensor_id.as_str()).collect();
             assert_eq!(ids, ["a", "b"]);
             assert_eq!(snap.sensors[0].temperature, 85.0);

@@ -8,14 +8,26 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
 
-use crate::live::{SensorView, StreamState};
+use crate::live::{AlertAck, SensorView, StreamState};
 
-/// Where the page's live data goes.
+/// Where the page's live data goes; events without a callback are not listened to.
 #[derive(Clone, Copy)]
 pub struct LiveSignals {
-    pub on_reading: Callback<SensorView>,
-    pub on_alert: Callback<Alert>,
+    pub on_reading: Option<Callback<SensorView>>,
+    pub on_alert: Option<Callback<Alert>>,
+    pub on_ack: Option<Callback<AlertAck>>,
     pub state: RwSignal<StreamState>,
+}
+
+impl Default for LiveSignals {
+    fn default() -> Self {
+        LiveSignals {
+            on_reading: None,
+            on_alert: None,
+            on_ack: None,
+            state: RwSignal::new(StreamState::Connecting),
+        }
+    }
 }
 
 /// Opens the stream; it is closed when the calling component is cleaned up.
@@ -27,16 +39,15 @@ pub fn connect(signals: LiveSignals) {
             return;
         }
     };
-    listen(&source, "reading", move |data: &str| {
-        if let Ok(view) = serde_json::from_str::<SensorView>(data) {
-            signals.on_reading.run(view);
-        }
-    });
-    listen(&source, "alert", move |data: &str| {
-        if let Ok(alert) = serde_json::from_str::<Alert>(data) {
-            signals.on_alert.run(alert);
-        }
-    });
+    if let Some(on_reading) = signals.on_reading {
+        listen(&source, "reading", on_reading);
+    }
+    if let Some(on_alert) = signals.on_alert {
+        listen(&source, "alert", on_alert);
+    }
+    if let Some(on_ack) = signals.on_ack {
+        listen(&source, "acknowledged", on_ack);
+    }
     let state = signals.state;
     let on_open = Closure::<dyn FnMut()>::new(move || state.set(StreamState::Live));
     source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
@@ -48,10 +59,14 @@ pub fn connect(signals: LiveSignals) {
     on_cleanup(move || source.close());
 }
 
-fn listen(source: &EventSource, name: &str, handle: impl Fn(&str) + 'static) {
+/// Calls `handle` with each `name` event's data, decoded; undecodable events are skipped.
+fn listen<T>(source: &EventSource, name: &str, handle: Callback<T>)
+where
+    T: serde::de::DeserializeOwned + 'static,
+{
     let callback = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        if let Some(data) = e.data().as_string() {
-            handle(&data);
+        if let Some(value) = e.data().as_string().and_then(|d| serde_json::from_str(&d).ok()) {
+            handle.run(value);
         }
     });
     let _ = source.add_event_listener_with_callback(name, callback.as_ref().unchecked_ref());

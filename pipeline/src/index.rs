@@ -98,6 +98,16 @@ pub struct SensorRecord {
     pub last_seen_ms: i64,
 }
 
+/// A `sensors` row selected as `sensor_id, display_name, first_seen_ms, last_seen_ms`.
+fn sensor_record(r: sqlx::sqlite::SqliteRow) -> SensorRecord {
+    SensorRecord {
+        sensor_id: r.get(0),
+        display_name: r.get(1),
+        first_seen_ms: r.get(2),
+        last_seen_ms: r.get(3),
+    }
+}
+
 /// The index, shared by the pipeline (writes) and the web layer (reads). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SensorIndex {
@@ -462,6 +472,35 @@ impl SensorIndex {
     }
 
     /// Every sensor seen, by id.
+    /// How many alerts are not cleared yet, per severity (HIGH, CRITICAL).
+    pub async fn open_alerts(&self) -> Result<(u64, u64), IndexError> {
+        let rows = sqlx::query(
+            "SELECT severity, count(*) FROM alerts WHERE state <> 'cleared' GROUP BY severity",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("count open alerts"))?;
+        let count = |level: Level| -> u64 {
+            rows.iter()
+                .find(|r| r.get::<String, _>(0) == level.as_str())
+                .map_or(0, |r| r.get::<i64, _>(1) as u64)
+        };
+        Ok((count(Level::High), count(Level::Critical)))
+    }
+
+    /// One sensor, if the index has seen it.
+    pub async fn sensor(&self, sensor_id: &str) -> Result<Option<SensorRecord>, IndexError> {
+        let row = sqlx::query(
+            "SELECT sensor_id, display_name, first_seen_ms, last_seen_ms FROM sensors \
+             WHERE sensor_id = ?",
+        )
+        .bind(sensor_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("load a sensor"))?;
+        Ok(row.map(sensor_record))
+    }
+
     pub async fn sensors(&self) -> Result<Vec<SensorRecord>, IndexError> {
         let rows = sqlx::query(
             "SELECT sensor_id, display_name, first_seen_ms, last_seen_ms FROM sensors ORDER BY sensor_id",
@@ -469,15 +508,7 @@ impl SensorIndex {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("list sensors"))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| SensorRecord {
-                sensor_id: r.get(0),
-                display_name: r.get(1),
-                first_seen_ms: r.get(2),
-                last_seen_ms: r.get(3),
-            })
-            .collect())
+        Ok(rows.into_iter().map(sensor_record).collect())
     }
 }
 
@@ -566,6 +597,8 @@ mod tests {
             .map(|s| (s.sensor_id.as_str(), s.first_seen_ms, s.last_seen_ms))
             .collect();
         assert_eq!(seen, vec![("a", 100_000, 3_700_000), ("b", 300_000, 300_000)]);
+        assert_eq!(index.sensor("b").await.unwrap().as_ref(), Some(&sensors[1]));
+        assert_eq!(index.sensor("c").await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -720,5 +753,7 @@ mod tests {
         assert_eq!(ids(index.alerts(&f).await.unwrap()), vec![b.alert_id.clone()]);
         let f = AlertFilter { limit: 1, ..all };
         assert_eq!(index.alerts(&f).await.unwrap().len(), 1);
+        // a (HIGH) and b (CRITICAL) are open, c is cleared.
+        assert_eq!(index.open_alerts().await.unwrap(), (1, 1));
     }
 }

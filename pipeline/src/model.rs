@@ -56,6 +56,42 @@ impl Level {
     }
 }
 
+/// A name that is none of an enum's names, e.g. `?severity=hot`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not {what} ({expected})")]
+pub struct UnknownName {
+    pub value: String,
+    pub what: &'static str,
+    pub expected: &'static str,
+}
+
+/// Finds `value` (any case) among `names`; `what`/`expected` word the error.
+fn by_name<T: Copy>(
+    value: &str,
+    names: &[(&str, T)],
+    what: &'static str,
+    expected: &'static str,
+) -> Result<T, UnknownName> {
+    let v = value.trim();
+    names
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(v))
+        .map(|&(_, t)| t)
+        .ok_or_else(|| UnknownName { value: value.chars().take(64).collect(), what, expected })
+}
+
+impl Level {
+    /// An alert severity: `HIGH` or `CRITICAL` (any case); `NORMAL` is no severity.
+    pub fn severity(value: &str) -> Result<Level, UnknownName> {
+        by_name(
+            value,
+            &[("HIGH", Level::High), ("CRITICAL", Level::Critical)],
+            "a severity",
+            "HIGH, CRITICAL",
+        )
+    }
+}
+
 /// What raised an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,6 +105,8 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 3] = [AlertKind::Instant, AlertKind::Window, AlertKind::Offline];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::Instant => "instant",
@@ -88,7 +126,18 @@ pub enum AlertState {
     Cleared,
 }
 
+impl std::str::FromStr for AlertKind {
+    type Err = UnknownName;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let names = AlertKind::ALL.map(|k| (k.as_str(), k));
+        by_name(value, &names, "an alert kind", "instant, window, offline")
+    }
+}
+
 impl AlertState {
+    pub const ALL: [AlertState; 3] = [AlertState::Open, AlertState::Escalated, AlertState::Cleared];
+
     /// The name used in JSON, the index and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +145,15 @@ impl AlertState {
             AlertState::Escalated => "escalated",
             AlertState::Cleared => "cleared",
         }
+    }
+}
+
+impl std::str::FromStr for AlertState {
+    type Err = UnknownName;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let names = AlertState::ALL.map(|k| (k.as_str(), k));
+        by_name(value, &names, "an alert state", "open, escalated, cleared")
     }
 }
 

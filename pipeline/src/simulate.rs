@@ -7,6 +7,10 @@
 
 use crate::model::Reading;
 
+/// Chance per reading that a quiet simulated sensor starts an excursion: about one per
+/// sensor every four minutes at one reading per second.
+pub const DEFAULT_EXCURSION_CHANCE: f64 = 0.004;
+
 /// How the simulated sensors behave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimulatorConfig {
@@ -31,7 +35,7 @@ impl Default for SimulatorConfig {
         SimulatorConfig {
             sensors: 5,
             seed: 1,
-            excursion_chance: 0.004,
+            excursion_chance: DEFAULT_EXCURSION_CHANCE,
             stuck_chance: 0.0,
             dropout_chance: 0.0,
             late_chance: 0.0,

@@ -67,11 +67,10 @@ pub async fn sensors(
 ) -> Result<Response, ApiError> {
     params::only(&q, &[])?;
     let known = state.history.index().sensors().await?;
-    let live = state.hub.snapshot();
     let sensors: Vec<_> = known
         .into_iter()
         .map(|s| {
-            let latest = live.sensors.iter().find(|v| v.sensor_id == s.sensor_id);
+            let latest = state.hub.sensor(&s.sensor_id);
             json!({
                 "sensor_id": s.sensor_id,
                 "display_name": s.display_name,

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use thermoalert_pipeline::parse::validate_sensor_id;
 use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::rules::{DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, Thresholds};
+use thermoalert_pipeline::simulate::DEFAULT_EXCURSION_CHANCE;
 use thermoalert_pipeline::window::WindowConfig;
 
 /// ThermoAlert: real-time temperature monitoring and alerting.
@@ -93,6 +94,11 @@ pub struct ServeArgs {
     /// Sensors of the built-in simulator (embedded mode only).
     #[arg(long, env = "THERMO_SIM_SENSORS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub sim_sensors: u32,
+
+    /// Chance per reading that a simulated sensor starts an excursion above HIGH/CRITICAL
+    /// (embedded mode only; raise it for a demo with many alerts).
+    #[arg(long, env = "THERMO_SIM_EXCURSION_CHANCE", default_value_t = DEFAULT_EXCURSION_CHANCE, value_parser = parse_chance)]
+    pub sim_excursion_chance: f64,
 }
 
 impl ServeArgs {
@@ -160,7 +166,7 @@ pub struct SimulateArgs {
     pub seed: u64,
 
     /// Chance per reading that a quiet sensor starts an excursion above HIGH/CRITICAL.
-    #[arg(long, default_value_t = 0.004, value_parser = parse_chance)]
+    #[arg(long, default_value_t = DEFAULT_EXCURSION_CHANCE, value_parser = parse_chance)]
     pub excursion_chance: f64,
 
     /// Chance per reading that a sensor gets stuck on one value for a while.

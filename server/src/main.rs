@@ -107,6 +107,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     // Sensors' episodes and windows continue where this instance saved them, restored
     // partition by partition as the group assigns them (see `ingest`).
+    let settings = Arc::new(core.clone());
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
     let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, rebalances.clone())?);
@@ -132,6 +133,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             sim: SimulatorConfig {
                 sensors: args.sim_sensors as usize,
                 seed: seed_from_clock(),
+                excursion_chance: args.sim_excursion_chance,
                 ..Default::default()
             },
             rate: feed::Rate::PerSensor(1.0),
@@ -152,6 +154,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         kafka: producer,
         store,
+        settings,
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use thermoalert_pipeline::model::{AlertKind, AlertState, Level};
+use thermoalert_pipeline::model::{AlertKind, AlertState, Level, UnknownName};
 use thermoalert_pipeline::parse::validate_sensor_id;
 
 /// Most values one list parameter may carry.
@@ -112,29 +112,15 @@ pub fn required_sensor(params: &Params) -> Result<String, BadParam> {
 }
 
 pub fn severity(value: &str) -> Result<Level, String> {
-    match value.to_ascii_uppercase().as_str() {
-        "HIGH" => Ok(Level::High),
-        "CRITICAL" => Ok(Level::Critical),
-        _ => Err(format!("`{value}` is not a severity (HIGH, CRITICAL)")),
-    }
+    Level::severity(value).map_err(|e| e.to_string())
 }
 
 pub fn kind(value: &str) -> Result<AlertKind, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "instant" => Ok(AlertKind::Instant),
-        "window" => Ok(AlertKind::Window),
-        "offline" => Ok(AlertKind::Offline),
-        _ => Err(format!("`{value}` is not an alert kind (instant, window, offline)")),
-    }
+    value.parse().map_err(|e: UnknownName| e.to_string())
 }
 
 pub fn state(value: &str) -> Result<AlertState, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "open" => Ok(AlertState::Open),
-        "escalated" => Ok(AlertState::Escalated),
-        "cleared" => Ok(AlertState::Cleared),
-        _ => Err(format!("`{value}` is not an alert state (open, escalated, cleared)")),
-    }
+    value.parse().map_err(|e: UnknownName| e.to_string())
 }
 
 #[cfg(test)]

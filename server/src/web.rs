@@ -23,6 +23,7 @@ use thermoalert_app::live::LiveHub;
 use thermoalert_app::{App, shell};
 use thermoalert_pipeline::archive::Store;
 use thermoalert_pipeline::history::History;
+use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::topics;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     /// A client of the broker the pipeline uses, for readiness checks.
     pub kafka: FutureProducer,
     pub store: Arc<dyn Store>,
+    /// Thresholds of every sensor, as the pipeline judges them.
+    pub settings: Arc<ProcessorConfig>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -48,7 +51,8 @@ impl FromRef<AppState> for LeptosOptions {
 
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let hub = state.hub.clone();
+    let (hub, history, settings) =
+        (state.hub.clone(), state.history.clone(), Arc::clone(&state.settings));
     let options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream))
@@ -63,7 +67,11 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(hub.clone()),
+            move || {
+                provide_context(hub.clone());
+                provide_context(history.clone());
+                provide_context(Arc::clone(&settings));
+            },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -1,40 +1,100 @@
-//! `/`: every sensor at a glance and the recent alerts, rendered on the server from the live
-//! state, then kept current over Server-Sent Events once hydrated.
+//! `/`: every sensor at a glance, the open alerts counted by severity, a live chart of the
+//! last minutes, and the recent alerts. Rendered on the server from the live state, then kept
+//! current over Server-Sent Events once hydrated.
+//!
+//! Live events are not drawn one by one: they are buffered and applied four times a second
+//! (the chart redraws once a second), so a fast stream never freezes the page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use leptos::prelude::*;
-use thermoalert_pipeline::model::Alert;
+use leptos_router::hooks::use_query_map;
+use thermoalert_pipeline::model::{Alert, Level};
 
-use crate::api::get_overview;
+use crate::api::{OpenAlerts, count_open_alerts, get_overview};
+use crate::chart;
 use crate::components::alert_list::AlertList;
 use crate::components::sensor_tile::SensorTile;
-use crate::live::{Overview, RECENT_ALERTS, SensorView, StreamState};
+use crate::live::{MAX_CHARTED, Overview, RECENT_ALERTS, SensorView, StreamState, Trail};
+
+/// Live buffers, applied to the page's signals on a timer.
+#[cfg(feature = "hydrate")]
+#[derive(Default)]
+struct Pending {
+    sensors: Vec<SensorView>,
+    alerts: Vec<Alert>,
+}
 
 #[component]
 pub fn OverviewPage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| get_overview());
+    let query = use_query_map();
+    // `?chart=a,b` picks the charted sensors; otherwise the server picks the most alarming.
+    let charted = Memo::new(move |_| {
+        query.with(|q| {
+            q.get("chart")
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
+    let overview = Resource::new(move || charted.get(), get_overview);
+    let alert_events = RwSignal::new(0u64);
+    let counts = Resource::new(move || alert_events.get(), |_| count_open_alerts());
     let live_sensors = RwSignal::new(BTreeMap::<String, SensorView>::new());
     let live_alerts = RwSignal::new(Vec::<Alert>::new());
     let live_count = RwSignal::new(0u64);
+    let chart_tick = RwSignal::new(0u64);
     let stream_state = RwSignal::new(StreamState::Connecting);
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
+        use std::time::Duration;
+        let pending = StoredValue::new(Pending::default());
         crate::stream::connect(crate::stream::LiveSignals {
-            on_reading: Callback::new(move |view: SensorView| {
-                live_count.update(|n| *n += 1);
+            on_reading: Some(Callback::new(move |view: SensorView| {
+                pending.update_value(|p| p.sensors.push(view));
+            })),
+            on_alert: Some(Callback::new(move |alert: Alert| {
+                pending.update_value(|p| p.alerts.push(alert));
+            })),
+            state: stream_state,
+            ..Default::default()
+        });
+        let apply = move || {
+            let Pending { sensors, alerts } =
+                pending.try_update_value(std::mem::take).unwrap_or_default();
+            if !sensors.is_empty() {
+                live_count.update(|n| *n += sensors.len() as u64);
                 live_sensors.update(|m| {
-                    m.insert(view.sensor_id.clone(), view);
+                    for v in sensors {
+                        m.insert(v.sensor_id.clone(), v);
+                    }
                 });
-            }),
-            on_alert: Callback::new(move |alert: Alert| {
+            }
+            if !alerts.is_empty() {
                 live_alerts.update(|v| {
-                    v.insert(0, alert);
+                    for a in alerts {
+                        v.insert(0, a);
+                    }
                     v.truncate(RECENT_ALERTS);
                 });
-            }),
-            state: stream_state,
+                alert_events.update(|n| *n += 1);
+            }
+        };
+        let applying = set_interval_with_handle(apply, Duration::from_millis(250));
+        let redrawing = set_interval_with_handle(
+            move || chart_tick.update(|n| *n += 1),
+            Duration::from_secs(1),
+        );
+        on_cleanup(move || {
+            for handle in [applying, redrawing].into_iter().flatten() {
+                handle.clear();
+            }
         });
     });
 
@@ -44,19 +104,47 @@ pub fn OverviewPage() -> impl IntoView {
                 {move || stream_state.get().label()}
             </span>
             <span id="live-count">{move || live_count.get()} " live readings"</span>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    match counts.await {
+                        Ok(c) => view! { <OpenCounters counts=c/> }.into_any(),
+                        Err(e) => view! {
+                            <span class="error">"Open alerts unknown: " {crate::api::explain(e)}</span>
+                        }.into_any(),
+                    }
+                })}
+            </Suspense>
         </section>
         <Suspense fallback=|| view! { <p class="loading">"Loading sensors…"</p> }>
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(snapshot) => view! {
-                        <Dashboard snapshot live_sensors live_alerts/>
+                        <Dashboard snapshot live_sensors live_alerts chart_tick/>
                     }.into_any(),
                     Err(e) => view! {
-                        <p class="error">"Cannot load the sensors: " {e.to_string()}</p>
+                        <p class="error" role="alert">"Cannot load the sensors: " {crate::api::explain(e)}</p>
                     }.into_any(),
                 }
             })}
         </Suspense>
+    }
+}
+
+/// `3 CRITICAL · 5 HIGH open`, each linking to the matching alerts.
+#[component]
+fn OpenCounters(counts: OpenAlerts) -> impl IntoView {
+    let link = |level: Level| format!("/alerts?severity={}&state=open,escalated", level.as_str());
+    view! {
+        <span class="open-counts" id="open-alerts">
+            <a class="count level-critical" href=link(Level::Critical)>
+                <strong>{counts.critical}</strong> " CRITICAL"
+            </a>
+            " · "
+            <a class="count level-high" href=link(Level::High)>
+                <strong>{counts.high}</strong> " HIGH"
+            </a>
+            " open"
+        </span>
     }
 }
 
@@ -66,8 +154,9 @@ fn Dashboard(
     snapshot: Overview,
     live_sensors: RwSignal<BTreeMap<String, SensorView>>,
     live_alerts: RwSignal<Vec<Alert>>,
+    chart_tick: RwSignal<u64>,
 ) -> impl IntoView {
-    let Overview { sensors, recent_alerts, .. } = snapshot;
+    let Overview { sensors, trails, recent_alerts, defaults, .. } = snapshot;
     let base: BTreeMap<String, SensorView> =
         sensors.into_iter().map(|s| (s.sensor_id.clone(), s)).collect();
     let tiles = move || {
@@ -90,10 +179,79 @@ fn Dashboard(
         view! { <AlertList alerts=all/> }
     };
     view! {
+        <LiveChart trails thresholds=defaults live_sensors chart_tick/>
         <section class="tiles" aria-label="Sensors">{tiles}</section>
         <section class="recent-alerts">
-            <h2>"Recent alerts"</h2>
+            <h2>"Recent alerts " <a class="more" href="/alerts">"all alerts"</a></h2>
             {alerts}
         </section>
     }
+}
+
+/// The last minutes of the charted sensors, redrawn once a second from the live readings.
+#[component]
+fn LiveChart(
+    trails: Vec<Trail>,
+    thresholds: thermoalert_pipeline::rules::Thresholds,
+    live_sensors: RwSignal<BTreeMap<String, SensorView>>,
+    chart_tick: RwSignal<u64>,
+) -> impl IntoView {
+    if trails.is_empty() {
+        return ().into_any();
+    }
+    let ids: Vec<String> = trails.iter().map(|t| t.sensor_id.clone()).collect();
+    let series = StoredValue::new(
+        trails
+            .into_iter()
+            .map(|t| (t.sensor_id, t.points.into_iter().collect::<VecDeque<_>>()))
+            .collect::<HashMap<_, _>>(),
+    );
+    let svg = {
+        let ids = ids.clone();
+        move || {
+            chart_tick.track();
+            // Latest readings since the last redraw join the trails.
+            live_sensors.with_untracked(|live| {
+                series.update_value(|s| {
+                    for (id, points) in s.iter_mut() {
+                        if let Some(v) = live.get(id) {
+                            Trail::push(points, v.timestamp, v.temperature);
+                        }
+                    }
+                });
+            });
+            let lines: Vec<(String, Vec<(f64, f64)>)> = series.with_value(|s| {
+                ids.iter()
+                    .map(|id| {
+                        (
+                            id.clone(),
+                            s.get(id).map(|p| p.iter().copied().collect()).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            });
+            let to = lines.iter().flat_map(|(_, p)| p.last().map(|x| x.0)).fold(0.0, f64::max);
+            let from = to - crate::live::TRAIL_STEP_S * crate::live::TRAIL_POINTS as f64;
+            chart::live_svg(&lines, from, to.max(from + 1.0), &thresholds)
+        }
+    };
+    let legend = ids
+        .iter()
+        .take(MAX_CHARTED)
+        .enumerate()
+        .map(|(i, id)| {
+            let style = format!("background:{}", chart::series_colour(i));
+            view! {
+                <li><span class="swatch" style=style></span>
+                    <a href=format!("/sensors/{id}")>{id.clone()}</a></li>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="live-chart" aria-label="Live chart">
+            <div class="chart" id="live-chart" inner_html=svg></div>
+            <ul class="legend">{legend}</ul>
+        </section>
+    }
+    .into_any()
 }
