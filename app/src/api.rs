@@ -87,7 +87,7 @@ pub async fn get_overview(charted: Vec<String>) -> Result<Overview, ServerFnErro
         .try_for_each(|s| crate::query::validate_sensor(s))
         .map_err(ServerFnError::new)?;
     let mut overview = server::hub()?.snapshot(&charted);
-    overview.defaults = server::settings()?.defaults;
+    overview.defaults = server::settings()?.defaults();
     Ok(overview)
 }
 
@@ -158,13 +158,35 @@ pub async fn sensor_detail(sensor_id: String) -> Result<SensorInfo, ServerFnErro
         .map(server::row)
         .collect();
     Ok(SensorInfo {
-        thresholds: *server::settings()?.thresholds(&sensor_id),
+        thresholds: server::settings()?.thresholds(&sensor_id),
         live,
         first_seen: known.as_ref().map(|k| k.first_seen_ms as f64 / 1000.0),
         last_seen: known.as_ref().map(|k| k.last_seen_ms as f64 / 1000.0),
         recent_alerts,
         sensor_id,
     })
+}
+
+/// Changes the thresholds of a sensor: saved in the index (they outlive restarts) and
+/// applied by the pipeline from the sensor's next reading.
+#[server(endpoint = "set_thresholds")]
+pub async fn set_thresholds(
+    sensor_id: String,
+    high: f64,
+    critical: f64,
+    hysteresis: f64,
+) -> Result<Thresholds, ServerFnError> {
+    crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
+    let thresholds = Thresholds { high, critical, hysteresis };
+    thresholds.validate().map_err(|e| ServerFnError::new(e.to_string()))?;
+    server::history()?
+        .index()
+        .save_thresholds(&sensor_id, &thresholds, server::now_ms())
+        .await
+        .map_err(server::unavailable)?;
+    server::settings()?.set(&sensor_id, thresholds);
+    tracing::info!(sensor = %sensor_id, ?thresholds, "thresholds changed from the dashboard");
+    Ok(thresholds)
 }
 
 /// A sensor's history over `range`, ready to chart.
@@ -201,11 +223,11 @@ mod server {
     use leptos::prelude::*;
     use thermoalert_pipeline::history::History;
     use thermoalert_pipeline::index::{AlertFilter, AlertRecord};
-    use thermoalert_pipeline::processor::ProcessorConfig;
 
     use super::AlertRow;
     use crate::live::LiveHub;
     use crate::query::AlertQuery;
+    use crate::settings::Settings;
 
     fn context<T: Clone + Send + Sync + 'static>(what: &str) -> Result<T, ServerFnError> {
         use_context::<T>()
@@ -220,7 +242,7 @@ mod server {
         context("the history")
     }
 
-    pub fn settings() -> Result<std::sync::Arc<ProcessorConfig>, ServerFnError> {
+    pub fn settings() -> Result<Settings, ServerFnError> {
         context("the sensor settings")
     }
 

@@ -8,6 +8,8 @@ pub mod format;
 pub mod live;
 pub mod pages;
 pub mod query;
+#[cfg(feature = "ssr")]
+pub mod settings;
 #[cfg(feature = "hydrate")]
 pub mod stream;
 

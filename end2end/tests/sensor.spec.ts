@@ -79,3 +79,23 @@ test("a hostile sensor id is shown as text, never run or rendered as HTML", asyn
   await expect(page.locator("main script")).toHaveCount(0);
   expect(dialogs).toEqual([]);
 });
+
+test("thresholds are edited on the sensor page, checked, and kept", async ({ page }) => {
+  await page.goto("/sensors/sensor5");
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  await page.getByText("Edit thresholds").click();
+  await page.getByLabel("High (°C)").fill("80");
+  await page.getByLabel("Critical (°C)").fill("70");
+  await page.getByRole("button", { name: "Save thresholds" }).click();
+  await expect(page.getByRole("alert")).toContainText("must be below the CRITICAL one");
+  await expect(page.locator("#threshold-high")).toHaveText("80.0 °C");
+
+  await page.getByLabel("High (°C)").fill("70.5");
+  await page.getByLabel("Critical (°C)").fill("75");
+  await page.getByRole("button", { name: "Save thresholds" }).click();
+  await expect(page.getByRole("status")).toContainText("Saved");
+  await expect(page.locator("#threshold-high")).toHaveText("70.5 °C");
+  await page.reload();
+  await expect(page.locator("#threshold-high")).toHaveText("70.5 °C");
+  await expect(page.locator("#threshold-critical")).toHaveText("75.0 °C");
+});

@@ -15,6 +15,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use crate::archive::{ArchiveFile, Stream};
 use crate::model::{Alert, AlertKind, AlertState, Level, SensorWindow, WindowStats};
 use crate::processor::SensorSnapshot;
+use crate::rules::Thresholds;
 
 /// Rows per multi-row statement: far below SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
@@ -472,6 +473,49 @@ impl SensorIndex {
     }
 
     /// Every sensor seen, by id.
+    /// Saves the thresholds an operator gave a sensor (they outlive restarts).
+    pub async fn save_thresholds(
+        &self,
+        sensor_id: &str,
+        t: &Thresholds,
+        now_ms: i64,
+    ) -> Result<(), IndexError> {
+        sqlx::query(
+            "INSERT INTO sensors (sensor_id, high, critical, hysteresis, first_seen_ms, \
+             last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sensor_id) DO UPDATE SET \
+             high = excluded.high, critical = excluded.critical, \
+             hysteresis = excluded.hysteresis",
+        )
+        .bind(sensor_id)
+        .bind(t.high)
+        .bind(t.critical)
+        .bind(t.hysteresis)
+        .bind(now_ms)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("save thresholds"))?;
+        Ok(())
+    }
+
+    /// Every sensor's thresholds saved by operators.
+    pub async fn saved_thresholds(&self) -> Result<Vec<(String, Thresholds)>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT sensor_id, high, critical, hysteresis FROM sensors \
+             WHERE high IS NOT NULL AND critical IS NOT NULL AND hysteresis IS NOT NULL \
+             ORDER BY sensor_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("load saved thresholds"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (r.get(0), Thresholds { high: r.get(1), critical: r.get(2), hysteresis: r.get(3) })
+            })
+            .collect())
+    }
+
     /// How many alerts are not cleared yet, per severity (HIGH, CRITICAL).
     pub async fn open_alerts(&self) -> Result<(u64, u64), IndexError> {
         let rows = sqlx::query(
@@ -599,6 +643,14 @@ mod tests {
         assert_eq!(seen, vec![("a", 100_000, 3_700_000), ("b", 300_000, 300_000)]);
         assert_eq!(index.sensor("b").await.unwrap().as_ref(), Some(&sensors[1]));
         assert_eq!(index.sensor("c").await.unwrap(), None);
+
+        // Thresholds saved for a known and a new sensor; seen times are left alone.
+        let t = Thresholds { high: 30.0, critical: 40.0, hysteresis: 0.5 };
+        index.save_thresholds("a", &t, 9_999_999).await.unwrap();
+        index.save_thresholds("c", &t, 5_000_000).await.unwrap();
+        let saved = index.saved_thresholds().await.unwrap();
+        assert_eq!(saved, vec![("a".to_owned(), t), ("c".to_owned(), t)]);
+        assert_eq!(index.sensor("a").await.unwrap().unwrap().last_seen_ms, 3_700_000);
     }
 
     #[tokio::test]

@@ -213,6 +213,15 @@ impl Processor {
         }
     }
 
+    /// Judges `sensor_id` by `thresholds` from its next reading on (an operator changed
+    /// them). An open episode continues and is re-judged by the new values.
+    pub fn set_thresholds(&mut self, sensor_id: &str, thresholds: Thresholds) {
+        if let Some(state) = self.sensors.get_mut(sensor_id) {
+            state.thresholds = thresholds;
+        }
+        self.config.per_sensor.insert(sensor_id.to_owned(), thresholds);
+    }
+
     /// Drops a sensor's state (its readings now go to another instance); true if it was kept.
     pub fn forget(&mut self, sensor_id: &str) -> bool {
         self.sensors.remove(sensor_id).is_some()
@@ -371,6 +380,19 @@ mod tests {
         restarted.restore(snaps, 3_600_000);
         restarted.tick(3_600_000 + 29_000, &mut out);
         assert!(out.alerts.is_empty());
+    }
+
+    #[test]
+    fn new_thresholds_apply_from_the_next_reading_for_known_and_new_sensors() {
+        let mut p = Processor::new(ProcessorConfig::default());
+        let mut out = Output::default();
+        assert_eq!(p.process(&reading("s", 1.0, 85.0), 1_000, &mut out), Level::High);
+        let relaxed = Thresholds { high: 90.0, critical: 95.0, hysteresis: 1.0 };
+        p.set_thresholds("s", relaxed);
+        p.set_thresholds("later", relaxed);
+        assert_eq!(p.process(&reading("s", 2.0, 85.0), 2_000, &mut out), Level::Normal);
+        assert_eq!(p.process(&reading("later", 2.0, 92.0), 2_000, &mut out), Level::High);
+        assert_eq!(p.config().thresholds("s"), &relaxed);
     }
 
     #[test]

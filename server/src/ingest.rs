@@ -20,6 +20,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
+use thermoalert_app::settings;
 use thermoalert_pipeline::archive::{ArchiveBuffer, Batch, Store};
 use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
 use thermoalert_pipeline::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
@@ -48,6 +49,8 @@ pub struct Ingest {
     pub flush_interval: Duration,
     /// Rebalances queued by the consumer, applied by the task.
     pub rebalances: Rebalances,
+    /// Thresholds operators changed on the dashboard.
+    pub setting_changes: tokio::sync::mpsc::UnboundedReceiver<settings::Change>,
 }
 
 /// Where flushed data goes; cheap to clone, so a flush runs as a task of its own while the
@@ -134,6 +137,9 @@ impl Ingest {
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
+                Some((sensor, thresholds)) = self.setting_changes.recv() => {
+                    self.processor.set_thresholds(&sensor, thresholds);
+                }
                 _ = self.rebalances.changed() => {
                     while let Some(change) = self.rebalances.next() {
                         self.rebalance(change, &mut pending, &mut in_flight).await?;

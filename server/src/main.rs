@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use leptos::config::get_configuration;
 use thermoalert_app::live::LiveHub;
+use thermoalert_app::settings::Settings;
 use thermoalert_pipeline::archive::{LocalStore, Store};
 use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::index::SensorIndex;
@@ -63,7 +64,7 @@ impl Cli {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let core = args.processor_config()?;
+    let mut core = args.processor_config()?;
     let thresholds = core.defaults;
     let metrics = telemetry::install()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -107,7 +108,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     // Sensors' episodes and windows continue where this instance saved them, restored
     // partition by partition as the group assigns them (see `ingest`).
-    let settings = Arc::new(core.clone());
+    // Thresholds saved from the dashboard win over the configured ones: they are newer.
+    for (sensor, saved) in index.saved_thresholds().await? {
+        if let Some(configured) = core.per_sensor.get(&sensor).filter(|c| **c != saved) {
+            info!(%sensor, ?configured, ?saved, "using the thresholds saved from the dashboard");
+        }
+        core.per_sensor.insert(sensor, saved);
+    }
+    let (settings, setting_changes) = Settings::new(core.clone());
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
     let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, rebalances.clone())?);
@@ -126,6 +134,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writer_id: writer_id(),
         flush_interval: args.flush_interval,
         rebalances,
+        setting_changes,
     };
     tasks.spawn(ingest.run(shutdown_rx.clone()));
     if embedded.is_some() {

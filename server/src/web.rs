@@ -20,10 +20,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
 use thermoalert_app::live::LiveHub;
+use thermoalert_app::settings::Settings;
 use thermoalert_app::{App, shell};
 use thermoalert_pipeline::archive::Store;
 use thermoalert_pipeline::history::History;
-use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::topics;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -40,7 +40,7 @@ pub struct AppState {
     pub kafka: FutureProducer,
     pub store: Arc<dyn Store>,
     /// Thresholds of every sensor, as the pipeline judges them.
-    pub settings: Arc<ProcessorConfig>,
+    pub settings: Settings,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -52,7 +52,7 @@ impl FromRef<AppState> for LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let (hub, history, settings) =
-        (state.hub.clone(), state.history.clone(), Arc::clone(&state.settings));
+        (state.hub.clone(), state.history.clone(), state.settings.clone());
     let options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream))
@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
             move || {
                 provide_context(hub.clone());
                 provide_context(history.clone());
-                provide_context(Arc::clone(&settings));
+                provide_context(settings.clone());
             },
             move || shell(options.clone()),
         )

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{History, SensorInfo, explain, sensor_detail, sensor_history};
+use crate::api::{History, SensorInfo, SetThresholds, explain, sensor_detail, sensor_history};
 use crate::chart;
 use crate::components::alert_list::AlertList;
 use crate::format;
@@ -106,14 +106,29 @@ fn Header(
     };
     let alerts: Vec<_> = recent_alerts.into_iter().map(|r| r.alert).collect();
     let alerts_href = format!("/alerts?sensor={sensor_id}");
+    let save = ServerAction::<SetThresholds>::new();
+    let current = move || match save.value().get() {
+        Some(Ok(saved)) => saved,
+        _ => thresholds,
+    };
+    let saved_message = move || match save.value().get() {
+        Some(Ok(_)) => {
+            view! { <p class="saved" role="status">"Saved: applied from the next reading."</p> }
+                .into_any()
+        }
+        Some(Err(e)) => {
+            view! { <p class="error" role="alert">"Not saved: " {explain(e)}</p> }.into_any()
+        }
+        None => ().into_any(),
+    };
     view! {
         <h1 class="sensor-title">{sensor_id.clone()}</h1>
         <section class="sensor-head">
             <div class="live-value" id="live-value">{value}</div>
             <dl class="facts">
-                <dt>"High"</dt><dd>{format::temperature(thresholds.high)}</dd>
-                <dt>"Critical"</dt><dd>{format::temperature(thresholds.critical)}</dd>
-                <dt>"Hysteresis"</dt><dd>{format!("{:.1} °C", thresholds.hysteresis)}</dd>
+                <dt>"High"</dt><dd id="threshold-high">{move || format::temperature(current().high)}</dd>
+                <dt>"Critical"</dt><dd id="threshold-critical">{move || format::temperature(current().critical)}</dd>
+                <dt>"Hysteresis"</dt><dd>{move || format!("{:.1} °C", current().hysteresis)}</dd>
                 <dt>"First seen"</dt><dd>{first_seen.map_or("—".into(), format::date_time)}</dd>
                 <dt>"Last archived"</dt><dd>{last_seen.map_or("—".into(), format::date_time)}</dd>
                 <dt>"Live stream"</dt>
@@ -122,6 +137,20 @@ fn Header(
                 </dd>
             </dl>
         </section>
+        <details class="edit-thresholds">
+            <summary>"Edit thresholds"</summary>
+            <ActionForm action=save attr:class="thresholds-form">
+                <input type="hidden" name="sensor_id" value=sensor_id.clone()/>
+                <label>"High (°C) "
+                    <input type="number" name="high" step="0.1" required value=thresholds.high/></label>
+                <label>"Critical (°C) "
+                    <input type="number" name="critical" step="0.1" required value=thresholds.critical/></label>
+                <label>"Hysteresis (°C) "
+                    <input type="number" name="hysteresis" step="0.1" min="0" required value=thresholds.hysteresis/></label>
+                <button type="submit">"Save thresholds"</button>
+            </ActionForm>
+            {saved_message}
+        </details>
         <section class="recent-alerts">
             <h2>"Recent alerts " <a class="more" href=alerts_href>"all alerts of this sensor"</a></h2>
             <AlertList alerts/>
