@@ -43,7 +43,7 @@ unit() {
 integration() {
   # Tests marked #[ignore] need the real services; they run here, with hdrs's environment.
   eval "$(scripts/services.sh env)"
-  cargo test -p thermoalert-pipeline --features hdfs --test real_hdfs -- --ignored
+  cargo test -p thermoalert-pipeline --features hdfs,index --test real_hdfs -- --ignored
   cargo test -p thermoalert --test real_kafka -- --ignored
 }
 

@@ -99,6 +99,18 @@ pub struct SensorRecord {
     pub last_seen_ms: i64,
 }
 
+/// An `archive_files` row selected as `path, sensor_id, first_ms, last_ms, records, bytes`.
+fn file_entry(r: sqlx::sqlite::SqliteRow) -> FileEntry {
+    FileEntry {
+        path: r.get(0),
+        sensor_id: r.get(1),
+        first_ms: r.get(2),
+        last_ms: r.get(3),
+        records: r.get(4),
+        bytes: r.get(5),
+    }
+}
+
 /// A `sensors` row selected as `sensor_id, display_name, first_seen_ms, last_seen_ms`.
 fn sensor_record(r: sqlx::sqlite::SqliteRow) -> SensorRecord {
     SensorRecord {
@@ -356,17 +368,114 @@ impl SensorIndex {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("list archive files"))?;
+        Ok(rows.into_iter().map(file_entry).collect())
+    }
+
+    /// `(sensor, stream, day)` of past days with more than one live file (a day is
+    /// `first_ms / 86 400 000`, the UTC day of the directory the files are in), at most
+    /// `limit`, before `before_ms`.
+    pub async fn days_to_compact(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, Stream, i64)>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT sensor_id, stream, first_ms / 86400000 AS day FROM archive_files \
+             WHERE state = 'live' AND first_ms < ? GROUP BY sensor_id, stream, day \
+             HAVING count(*) > 1 ORDER BY day, sensor_id, stream LIMIT ?",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("find days to compact"))?;
         Ok(rows
             .into_iter()
-            .map(|r| FileEntry {
-                path: r.get(0),
-                sensor_id: r.get(1),
-                first_ms: r.get(2),
-                last_ms: r.get(3),
-                records: r.get(4),
-                bytes: r.get(5),
+            .filter_map(|r| {
+                let stream = Stream::from_name(&r.get::<String, _>(1))?;
+                Some((r.get(0), stream, r.get(2)))
             })
             .collect())
+    }
+
+    /// The live files of one sensor's stream with their first record in `[from_ms, to_ms)`.
+    pub async fn files_starting(
+        &self,
+        sensor_id: &str,
+        stream: Stream,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<FileEntry>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT path, sensor_id, first_ms, last_ms, records, bytes FROM archive_files \
+             WHERE sensor_id = ? AND stream = ? AND state = 'live' AND first_ms >= ? \
+             AND first_ms < ? ORDER BY first_ms, path",
+        )
+        .bind(sensor_id)
+        .bind(stream.name())
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list a day's files"))?;
+        Ok(rows.into_iter().map(file_entry).collect())
+    }
+
+    /// Up to `limit` live files (any sensor or stream) whose records all precede `before_ms`.
+    pub async fn files_before(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<FileEntry>, IndexError> {
+        let rows = sqlx::query(
+            "SELECT path, sensor_id, first_ms, last_ms, records, bytes FROM archive_files \
+             WHERE last_ms < ? ORDER BY last_ms LIMIT ?",
+        )
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list expired files"))?;
+        Ok(rows.into_iter().map(file_entry).collect())
+    }
+
+    /// In one transaction: forgets the files at `old`, and (when given) records `new` as
+    /// the live file that holds their records. Readers see either all old files or the new
+    /// one, never both nor neither.
+    pub async fn replace_files(
+        &self,
+        old: &[String],
+        new: Option<(&FileEntry, Stream)>,
+        written_ms: i64,
+    ) -> Result<(), IndexError> {
+        let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
+        for chunk in old.chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM archive_files WHERE path IN (");
+            let mut list = q.separated(", ");
+            for path in chunk {
+                list.push_bind(path);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await.map_err(query_err("forget archive files"))?;
+        }
+        if let Some((f, stream)) = new {
+            sqlx::query(
+                "INSERT INTO archive_files (path, stream, sensor_id, first_ms, last_ms, records, \
+                 bytes, written_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&f.path)
+            .bind(stream.name())
+            .bind(&f.sensor_id)
+            .bind(f.first_ms)
+            .bind(f.last_ms)
+            .bind(f.records)
+            .bind(f.bytes)
+            .bind(written_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("record a compacted file"))?;
+        }
+        tx.commit().await.map_err(query_err("commit a transaction"))
     }
 
     /// Alerts matching `filter`, most severe first, then most recent first.

@@ -29,3 +29,5 @@ pub mod history;
 pub mod index;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "index")]
+pub mod upkeep;

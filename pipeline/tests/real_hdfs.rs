@@ -89,3 +89,55 @@ fn reading_a_missing_file_is_an_error_naming_it() {
     let err = store.read_file("/no/such/file.jsonl").unwrap_err();
     assert!(err.to_string().contains("/no/such/file.jsonl"), "{err}");
 }
+
+/// Compaction and retention on the real HDFS, through the index, as in the local-directory
+/// unit tests of `upkeep`.
+#[cfg(feature = "index")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real HDFS: scripts/services.sh start hdfs"]
+async fn compaction_and_retention_on_real_hdfs() {
+    use std::sync::Arc;
+    use thermoalert_pipeline::history::History;
+    use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
+    use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
+
+    let dir = tempfile::tempdir().unwrap();
+    let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(HdfsStore::connect(&namenode()).unwrap());
+    let upkeep =
+        Upkeep { index: index.clone(), store: Arc::clone(&store), gate: ArchiveGate::default() };
+    let history = History::new(index.clone(), Arc::clone(&store));
+    let sensor = format!("itc{}", nonce());
+    let day = 1_700_006_400.0; // 2023-11-15T00:00Z
+    let reading = |i: u32| Reading {
+        timestamp: day + f64::from(i) * 900.0,
+        sensor_id: sensor.clone(),
+        temperature: f64::from(i),
+    };
+    // One day in many hour files by two writers, the second replaying part of the first.
+    for (writer, range) in [("w1", 0..60), ("w2", 50..96)] {
+        let mut buffer = ArchiveBuffer::new(writer);
+        range.map(reading).for_each(|r| buffer.push_reading(&r));
+        let files = buffer.take_batch().write(store.as_ref()).unwrap();
+        index.record(IndexBatch { files: &files, ..Default::default() }).await.unwrap();
+    }
+    let (from, to) = ((day * 1000.0) as i64, ((day + 86_400.0) * 1000.0) as i64);
+    let before = history.readings(&sensor, from, to).await.unwrap().readings;
+    assert_eq!(before.len(), 96);
+
+    let report = upkeep.compact(to, 42).await.unwrap();
+    assert_eq!(report.records_dropped, 10);
+    let files = index
+        .files_starting(&sensor, thermoalert_pipeline::archive::Stream::Readings, from, to)
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1, "one file per sensor-day after compaction");
+    assert_eq!(history.readings(&sensor, from, to).await.unwrap().readings, before);
+    let dir_path = format!("/temperature_data/{sensor}/2023-11-15");
+    assert_eq!(store.list(&dir_path).unwrap(), ["day-42.jsonl"]);
+
+    let report = upkeep.expire(to + 1).await.unwrap();
+    assert!(report.files_expired >= 1);
+    assert!(history.readings(&sensor, from, to).await.unwrap().readings.is_empty());
+    assert!(store.list(&dir_path).unwrap().is_empty());
+}

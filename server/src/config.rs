@@ -91,6 +91,16 @@ pub struct ServeArgs {
     #[arg(long, env = "THERMO_FLUSH_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub flush_interval: Duration,
 
+    /// How long archive files are kept, e.g. `90d` (unset: forever). Older files are
+    /// deleted by the archive upkeep; alerts and window statistics in the index stay.
+    #[arg(long, env = "THERMO_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+
+    /// How often the archive upkeep runs: past days' files merged into one per sensor-day,
+    /// then retention applied.
+    #[arg(long, env = "THERMO_UPKEEP_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub upkeep_interval: Duration,
+
     /// Sensors of the built-in simulator (embedded mode only).
     #[arg(long, env = "THERMO_SIM_SENSORS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub sim_sensors: u32,
@@ -251,8 +261,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         _ => {
-            return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m or h)"));
+            return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m, h or d)"));
         }
     };
     if !seconds.is_finite() || seconds <= 0.0 {

@@ -28,6 +28,7 @@ use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
 use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
 use thermoalert_pipeline::processor::{Output, Processor, SensorSnapshot};
 use thermoalert_pipeline::topics;
+use thermoalert_pipeline::upkeep::ArchiveGate;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -61,6 +62,9 @@ pub struct Sinks {
     pub producer: FutureProducer,
     pub store: Arc<dyn Store>,
     pub index: SensorIndex,
+    /// Held while writing the archive and indexing it: the upkeep never replaces a file
+    /// that a flush is appending to.
+    pub gate: ArchiveGate,
 }
 
 /// One flush's worth of data, owned, on its way to durability.
@@ -355,6 +359,7 @@ impl Sinks {
     async fn make_durable(self, flush: Flush) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         let Flush { mut batch, alerts, windows, snapshots, offsets, outgoing } = flush;
+        let writing = self.gate.lock().await;
         let files = loop {
             let store = Arc::clone(&self.store);
             let result = tokio::task::spawn_blocking(move || batch.write(store.as_ref()))
@@ -385,6 +390,7 @@ impl Sinks {
             error!("index update failed, retrying in 1s: {e}");
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        drop(writing);
         self.deliver(outgoing).await;
         telemetry::flushed(started.elapsed());
         if offsets.is_empty() {

@@ -7,6 +7,7 @@ mod feed;
 mod ingest;
 mod params;
 mod telemetry;
+mod upkeep;
 mod web;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use thermoalert_pipeline::index::SensorIndex;
 use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
 use thermoalert_pipeline::processor::Processor;
 use thermoalert_pipeline::simulate::SimulatorConfig;
+use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -116,6 +118,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         core.per_sensor.insert(sensor, saved);
     }
     let (settings, setting_changes) = Settings::new(core.clone());
+    let gate = ArchiveGate::default();
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
     let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, rebalances.clone())?);
@@ -129,6 +132,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             producer: producer.clone(),
             store: Arc::clone(&store),
             index: index.clone(),
+            gate: Arc::clone(&gate),
         },
         hub: hub.clone(),
         writer_id: writer_id(),
@@ -137,6 +141,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         setting_changes,
     };
     tasks.spawn(ingest.run(shutdown_rx.clone()));
+    let upkeep = Upkeep { index: index.clone(), store: Arc::clone(&store), gate };
+    tasks.spawn(upkeep::run(upkeep, args.upkeep_interval, args.retention, shutdown_rx.clone()));
     if embedded.is_some() {
         let feed = feed::Feed {
             sim: SimulatorConfig {

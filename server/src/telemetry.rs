@@ -17,6 +17,8 @@ pub const WINDOW_REVISIONS: &str = "thermoalert_window_revisions_total";
 pub const LATE: &str = "thermoalert_late_readings_total";
 pub const ARCHIVE_FILES: &str = "thermoalert_archive_files_total";
 pub const ARCHIVE_BYTES: &str = "thermoalert_archive_bytes_total";
+pub const ARCHIVE_COMPACTED: &str = "thermoalert_archive_files_compacted_total";
+pub const ARCHIVE_EXPIRED: &str = "thermoalert_archive_files_expired_total";
 pub const FLUSH_SECONDS: &str = "thermoalert_flush_seconds";
 pub const DELIVERY_RETRIES: &str = "thermoalert_delivery_retries_total";
 pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
@@ -41,6 +43,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     );
     describe_counter!(ARCHIVE_FILES, "Files written to the archive.");
     describe_counter!(ARCHIVE_BYTES, "Bytes written to the archive.");
+    describe_counter!(ARCHIVE_COMPACTED, "Archive files merged into one per sensor-day.");
+    describe_counter!(ARCHIVE_EXPIRED, "Archive files deleted past the retention.");
     describe_histogram!(
         FLUSH_SECONDS,
         "Time to make a flush durable: archive, index, broker acknowledgements, commit."
@@ -53,6 +57,14 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(SSE_LAGGED, "Live events skipped by clients that fell behind.");
     describe_histogram!(HTTP_SECONDS, "HTTP request latency, by route.");
     Ok(handle)
+}
+
+pub fn compacted(files: usize) {
+    counter!(ARCHIVE_COMPACTED).increment(files as u64);
+}
+
+pub fn expired(files: usize) {
+    counter!(ARCHIVE_EXPIRED).increment(files as u64);
 }
 
 pub fn rejected(reason: &'static str) {

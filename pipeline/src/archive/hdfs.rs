@@ -52,6 +52,13 @@ impl Store for HdfsStore {
         self.client.rename_file(&tmp, path).map_err(err("rename", path))
     }
 
+    fn delete_file(&self, path: &str) -> Result<(), StoreError> {
+        match self.client.remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err("delete", path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let existing = match self.client.metadata(path) {
             Ok(m) => Some(m.len()),

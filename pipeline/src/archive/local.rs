@@ -53,6 +53,14 @@ impl Store for LocalStore {
         fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err("sync directory", dir))
     }
 
+    fn delete_file(&self, path: &str) -> Result<(), StoreError> {
+        let target = self.resolve(path);
+        match fs::remove_file(&target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err("delete", &target)(e)),
+            _ => Ok(()),
+        }
+    }
+
     fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let target = self.resolve(path);
         let dir = target.parent().expect("archive paths have a directory");

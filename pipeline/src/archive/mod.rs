@@ -42,6 +42,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Reads a whole file.
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError>;
+    /// Deletes a file; deleting one that does not exist is not an error (a retried
+    /// compaction or retention run deletes what it already deleted).
+    fn delete_file(&self, path: &str) -> Result<(), StoreError>;
     /// Names of the entries of a directory, sorted; empty when it does not exist.
     fn list(&self, dir: &str) -> Result<Vec<String>, StoreError>;
     /// Where the data goes, for logs (`/var/lib/…`, `hdfs://…`).
@@ -75,6 +78,14 @@ impl Stream {
             Stream::WindowAlerts => "window",
             Stream::OfflineAlerts => "offline",
         }
+    }
+
+    pub const ALL: [Stream; 4] =
+        [Stream::Readings, Stream::InstantAlerts, Stream::WindowAlerts, Stream::OfflineAlerts];
+
+    /// The stream named `name` in the index.
+    pub fn from_name(name: &str) -> Option<Stream> {
+        Stream::ALL.into_iter().find(|s| s.name() == name)
     }
 
     fn of_alert(kind: AlertKind) -> Stream {
