@@ -285,7 +285,8 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
+        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
     }
 
     #[test]
