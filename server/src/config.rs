@@ -16,8 +16,18 @@ use thermoalert_pipeline::window::WindowConfig;
 #[derive(Debug, Parser)]
 #[command(name = "thermoalert", version, about)]
 pub struct Cli {
+    /// Log lines for people (`human`) or one JSON object per line (`json`), to stderr.
+    #[arg(long, global = true, env = "THERMO_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,7 +50,7 @@ pub struct ServeArgs {
     #[arg(long, env = "THERMO_HDFS_URL")]
     pub hdfs_url: Option<String>,
 
-    /// Directory for local state: the local archive (and, later, the SQLite index).
+    /// Directory for local state: the SQLite index, and the archive when HDFS is not used.
     #[arg(long, env = "THERMO_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
@@ -105,6 +115,10 @@ pub struct ServeArgs {
     #[arg(long, env = "THERMO_SIM_SENSORS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub sim_sensors: u32,
 
+    /// Readings per second of each simulated sensor, or `max` (embedded mode only).
+    #[arg(long, env = "THERMO_SIM_RATE", default_value = "1", value_parser = crate::feed::parse_rate)]
+    pub sim_rate: crate::feed::Rate,
+
     /// Chance per reading that a simulated sensor starts an excursion above HIGH/CRITICAL
     /// (embedded mode only; raise it for a demo with many alerts).
     #[arg(long, env = "THERMO_SIM_EXCURSION_CHANCE", default_value_t = DEFAULT_EXCURSION_CHANCE, value_parser = parse_chance)]
@@ -112,6 +126,48 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// Every setting as `name=value`, for the start-up log. Secrets (passwords in URLs)
+    /// are masked.
+    pub fn effective(&self) -> String {
+        let or_unset = |v: &Option<String>, unset: &str| {
+            v.as_deref().map_or_else(|| unset.to_owned(), mask_password)
+        };
+        let overrides: Vec<String> = self
+            .sensor_thresholds
+            .0
+            .iter()
+            .map(|o| match o.hysteresis {
+                Some(h) => format!("{}={}/{}/{h}", o.sensor, o.high, o.critical),
+                None => format!("{}={}/{}", o.sensor, o.high, o.critical),
+            })
+            .collect();
+        let mut items = vec![
+            format!("kafka_brokers={}", or_unset(&self.kafka_brokers, "embedded")),
+            format!("hdfs_url={}", or_unset(&self.hdfs_url, "none (local archive)")),
+            format!("data_dir={}", self.data_dir.display()),
+            format!("high={} critical={} hysteresis={}", self.high, self.critical, self.hysteresis),
+            format!("sensor_thresholds=[{}]", overrides.join(",")),
+            format!(
+                "window={:?} lateness={:?} revise_for={:?}",
+                self.window, self.lateness, self.revise_for
+            ),
+            format!(
+                "offline_after={:?} flush_interval={:?}",
+                self.offline_after, self.flush_interval
+            ),
+            format!("group={} partitions={}", self.group, self.partitions),
+            format!("retention={}", self.retention.map_or("forever".into(), |r| format!("{r:?}"))),
+            format!("upkeep_interval={:?}", self.upkeep_interval),
+        ];
+        if self.kafka_brokers.is_none() {
+            items.push(format!(
+                "sim_sensors={} sim_rate={:?} sim_excursion_chance={}",
+                self.sim_sensors, self.sim_rate, self.sim_excursion_chance
+            ));
+        }
+        items.join(" ")
+    }
+
     /// The default thresholds, checked for consistency.
     pub fn thresholds(&self) -> anyhow::Result<Thresholds> {
         let t =
@@ -196,6 +252,19 @@ pub struct SimulateArgs {
     pub malformed_chance: f64,
 }
 
+/// `scheme://user:secret@host` → `scheme://user:***@host`; anything else unchanged.
+pub fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_owned() };
+    let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+    let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+    match path {
+        Some(p) => format!("{scheme}://{masked}@{host}/{p}"),
+        None => format!("{scheme}://{masked}@{host}"),
+    }
+}
+
 /// A probability between 0 and 1.
 pub fn parse_chance(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -275,6 +344,34 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(mask_password("hdfs://nn:9000"), "hdfs://nn:9000");
+        assert_eq!(mask_password("hdfs://ops:s3cret@nn:9000/x"), "hdfs://ops:***@nn:9000/x");
+        assert_eq!(mask_password("hdfs://ops@nn:9000"), "hdfs://ops@nn:9000");
+        assert_eq!(mask_password("b1:9092,b2:9092"), "b1:9092,b2:9092");
+    }
+
+    #[test]
+    fn the_effective_configuration_names_every_setting_and_masks_secrets() {
+        let cli = Cli::try_parse_from([
+            "thermoalert",
+            "serve",
+            "--hdfs-url",
+            "hdfs://ops:pw@nn:9000",
+            "--retention",
+            "30d",
+        ])
+        .unwrap();
+        let Some(Command::Serve(args)) = cli.command else { panic!("serve") };
+        let text = args.effective();
+        assert!(text.contains("hdfs_url=hdfs://ops:***@nn:9000"), "{text}");
+        assert!(!text.contains("pw"), "{text}");
+        assert!(text.contains("kafka_brokers=embedded"), "{text}");
+        assert!(text.contains("retention=2592000s"), "{text}");
+        assert!(text.contains("sim_sensors=5"), "{text}");
+    }
 
     #[test]
     fn durations_take_common_units() {

@@ -29,7 +29,7 @@ use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::{Cli, Command, ServeArgs, SimulateArgs};
+use crate::config::{Cli, Command, LogFormat, ServeArgs, SimulateArgs};
 
 /// Capacity of the live broadcast: how far a browser may fall behind before it skips ahead.
 const LIVE_CAPACITY: usize = 4096;
@@ -40,14 +40,17 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,rdkafka=warn".into()),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     match cli.command {
         Some(Command::Simulate(args)) => simulate(args).await,
         Some(Command::Serve(args)) => serve(args).await,
@@ -67,7 +70,6 @@ impl Cli {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut core = args.processor_config()?;
-    let thresholds = core.defaults;
     let metrics = telemetry::install()?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let plan = TopicPlan { partitions: args.partitions };
@@ -95,17 +97,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let index = SensorIndex::open(&index_path).await?;
     let hub = LiveHub::new(LIVE_CAPACITY);
     info!(
-        kafka = if embedded.is_some() { "embedded (in-process mock cluster)" } else { brokers.as_str() },
+        kafka = if embedded.is_some() {
+            "embedded (in-process mock cluster)".to_owned()
+        } else {
+            config::mask_password(&brokers)
+        },
         archive = %store.location(),
         index = %index_path.display(),
-        high = thresholds.high,
-        critical = thresholds.critical,
-        hysteresis = thresholds.hysteresis,
-        window = ?args.window,
-        lateness = ?args.lateness,
-        offline_after = ?args.offline_after,
         "starting ThermoAlert"
     );
+    info!(config = %args.effective(), "effective configuration");
 
     let mut tasks = tokio::task::JoinSet::new();
     // Sensors' episodes and windows continue where this instance saved them, restored
@@ -151,7 +152,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 excursion_chance: args.sim_excursion_chance,
                 ..Default::default()
             },
-            rate: feed::Rate::PerSensor(1.0),
+            rate: args.sim_rate,
             count: None,
             progress: false,
         };

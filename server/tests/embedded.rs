@@ -27,6 +27,7 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
         .env("THERMO_DATA_DIR", data.path())
         .env("THERMO_FLUSH_INTERVAL", "300ms")
         .env("THERMO_SIM_SENSORS", "3")
+        .env("THERMO_LOG_FORMAT", "json")
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
         .env("LEPTOS_OUTPUT_NAME", "thermoalert")
         .stdin(Stdio::null())
@@ -98,4 +99,62 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     assert!(text.contains("SIGTERM"), "{text}");
     assert!(text.contains("stopped cleanly"), "{text}");
     assert!(data.path().join("index.sqlite").exists());
+
+    // JSON logs, one object per line; the first say where the data goes and how it is set.
+    let logs: Vec<serde_json::Value> = std::fs::read_to_string(data.path().join("server.err"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let message = |m: &str| logs.iter().find(|l| l["fields"]["message"] == m).cloned();
+    let start = message("starting ThermoAlert").expect("a start line");
+    assert!(start["fields"]["archive"].as_str().unwrap().ends_with("archive"), "{start}");
+    let config = message("effective configuration").expect("the configuration");
+    assert!(config["fields"]["config"].as_str().unwrap().contains("flush_interval=300ms"));
+}
+
+#[test]
+fn bad_flags_and_settings_exit_non_zero_naming_them() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
+            .args(args)
+            .envs(env.iter().copied())
+            .env("THERMO_DATA_DIR", std::env::temp_dir())
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stderr), text(&out.stdout))
+    };
+    let (code, err, _) = run(&["serve", "--window", "soon"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.lines().next().unwrap().contains("`soon` is not a duration"), "{err}");
+    let (code, err, _) = run(&["serve"], &[("THERMO_HIGH", "hot")]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--high") && err.contains("hot"), "{err}");
+    let (code, err, _) = run(&["serve"], &[("THERMO_HIGH", "95"), ("THERMO_CRITICAL", "90")]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("must be below the CRITICAL"), "{err}");
+    let (code, err, _) = run(&["simulate", "--rate", "fast"], &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`fast` is neither"), "{err}");
+    // Every option is documented, in `thermoalert --help` and each subcommand's.
+    for (command, flags) in [
+        (
+            "serve",
+            &["--kafka-brokers", "--hdfs-url", "--retention", "--sim-rate", "--log-format"][..],
+        ),
+        (
+            "simulate",
+            &["--kafka-brokers", "--sensors", "--rate", "--count", "--seed", "--late-chance"],
+        ),
+    ] {
+        let (code, _, help) = run(&[command, "--help"], &[]);
+        assert_eq!(code, Some(0));
+        for flag in flags {
+            let line = help.lines().find(|l| l.trim_start().starts_with(flag));
+            assert!(line.is_some(), "`{command} --help` lacks {flag}:\n{help}");
+        }
+    }
+    let (_, _, help) = run(&["--help"], &[]);
+    assert!(help.contains("serve") && help.contains("simulate"), "{help}");
 }
