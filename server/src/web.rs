@@ -94,9 +94,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .map_err(|e| format!("Kafka unreachable: {e}"))
     });
     let store = Arc::clone(&state.store);
-    let archive = tokio::task::spawn_blocking(move || {
-        store.list("/").map(|_| ()).map_err(|e| format!("archive unreachable: {e}"))
-    });
+    // A NameNode that is down makes the HDFS client retry for a long while: answer anyway.
+    let archive = tokio::time::timeout(
+        READY_TIMEOUT,
+        tokio::task::spawn_blocking(move || {
+            store.list("/").map(|_| ()).map_err(|e| format!("archive unreachable: {e}"))
+        }),
+    );
     let index = tokio::time::timeout(READY_TIMEOUT, state.history.index().ping());
     let (kafka, archive, index) = tokio::join!(kafka, archive, index);
     let check = |r: Result<(), String>| match r {
@@ -104,7 +108,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(e) => json!({ "ok": false, "error": e }),
     };
     let kafka = kafka.unwrap_or_else(|e| Err(e.to_string()));
-    let archive = archive.unwrap_or_else(|e| Err(e.to_string()));
+    let archive = match archive {
+        Ok(joined) => joined.unwrap_or_else(|e| Err(e.to_string())),
+        Err(_) => Err(format!("archive did not answer within {READY_TIMEOUT:?}")),
+    };
     let index = match index {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!("index did not answer within {READY_TIMEOUT:?}")),

@@ -625,3 +625,85 @@ async fn a_broker_outage_is_survived_and_nothing_is_lost() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Starts HDFS again when dropped, so a failing outage test leaves it up for the next test.
+#[cfg(feature = "hdfs")]
+struct HdfsBack;
+
+#[cfg(feature = "hdfs")]
+impl Drop for HdfsBack {
+    fn drop(&mut self) {
+        services(&["start", "hdfs"]);
+    }
+}
+
+/// The readings of `sensor` the server's history holds in `[from, to)`.
+#[cfg(feature = "hdfs")]
+fn history_count(port: u16, sensor: &str, from: f64, to: f64) -> Option<usize> {
+    let page: serde_json::Value =
+        http_get(port, &format!("/api/readings?sensor={sensor}&from={from}&to={to}"))
+            .and_then(|r| serde_json::from_str(&body(&r)).ok())?;
+    page["readings"].as_array().map(Vec::len)
+}
+
+#[cfg(feature = "hdfs")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka and HDFS; stops and restarts HDFS"]
+async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let prefix = format!("nn{nonce}");
+    let data = tempfile::tempdir().unwrap();
+    let t0 = ((nonce / 1000) as f64 / 300.0).floor() * 300.0 - 3600.0;
+    let (sensors, seconds) = (4, 120);
+    let readings = simulated(&prefix, sensors, seconds, t0);
+    let half = readings.len() / 2;
+    let port = free_port();
+    let hdfs = [("THERMO_HDFS_URL", "hdfs://127.0.0.1:9000")];
+    let _server =
+        start_server_with(data.path(), &format!("it-nn-{nonce}"), port, "server.log", &hdfs);
+    let (from, to) = (t0 - 1.0, t0 + seconds as f64 + 1.0);
+    let wait_all = |each: usize, secs: u64| {
+        let prefix = prefix.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            for i in 1..=sensors {
+                let sensor = format!("{prefix}sensor{i}");
+                loop {
+                    let n = history_count(port, &sensor, from, to).unwrap_or(0);
+                    assert!(
+                        n <= seconds,
+                        "{sensor}: {n} readings, more than the {seconds} produced"
+                    );
+                    if n >= each {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{sensor}: {n} of {each} readings in history"
+                    );
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+    };
+    produce(&readings[..half]).await;
+    wait_all(seconds / 2, 90).await;
+
+    // HDFS goes away while readings keep coming: the server holds them (bounded), says it
+    // is not ready, and writes them once HDFS is back.
+    let back = HdfsBack;
+    services(&["stop", "hdfs"]);
+    produce(&readings[half..]).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ready = http_get(port, "/readyz").unwrap_or_default();
+    assert!(ready.lines().next().unwrap_or_default().contains(" 503"), "{ready}");
+    assert!(body(&ready).contains("archive"), "{ready}");
+    drop(back);
+    wait_all(seconds, 180).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in 1..=sensors {
+        let sensor = format!("{prefix}sensor{i}");
+        assert_eq!(history_count(port, &sensor, from, to), Some(seconds), "{sensor}");
+    }
+}
