@@ -1,24 +1,45 @@
-//! Throughput on the real broker: a topic pre-loaded by `thermoalert simulate`, drained once by
-//! a plain rdkafka consumer that parses nothing (the limit of this machine and broker), then
-//! by the real server (pipeline, archive and index on). Prints a progress line, the figures,
-//! and one JSON object at the end. It measures; it never fails on speed.
+//! ThermoAlert's benchmark on the real broker, in one run:
+//! - throughput: a topic pre-loaded by `thermoalert simulate`, drained once by a plain rdkafka
+//!   consumer that parses nothing (the limit of this machine and broker), then by the real
+//!   server (pipeline, archive and index on);
+//! - latency: the simulator at a steady rate and a real SSE client measuring sensor timestamp
+//!   → event received, p50/p95/p99/max;
+//! - memory: peak RSS of a server with many live sensors and many SSE clients.
+//!
+//! Prints progress lines, the figures, and one JSON object at the end; `--record` adds a row
+//! to BENCHMARKS.md. It measures; it never fails on speed. `--smoke` is the seconds-long
+//! version the test command runs so that the benchmark cannot rot.
 //!
 //!     scripts/services.sh start kafka
-//!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--smoke]
+//!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
+//!     cargo test -p thermoalert --bench throughput -- --smoke
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use thermoalert_pipeline::topics;
 
 struct Args {
     readings: u64,
     sensors: u32,
     brokers: String,
+    /// Latency phase: readings per second in total, from this many sensors, for this long.
+    latency_rate: u32,
+    latency_sensors: u32,
+    latency_seconds: u32,
+    /// Memory phase: live sensors, SSE clients, seconds.
+    memory_sensors: u32,
+    memory_clients: u32,
+    memory_seconds: u32,
+    record: bool,
+    smoke: bool,
 }
 
 fn args() -> Args {
@@ -26,6 +47,14 @@ fn args() -> Args {
         readings: 2_000_000,
         sensors: 1000,
         brokers: std::env::var("THERMO_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        latency_rate: 10_000,
+        latency_sensors: 1000,
+        latency_seconds: 60,
+        memory_sensors: 10_000,
+        memory_clients: 100,
+        memory_seconds: 30,
+        record: false,
+        smoke: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -34,9 +63,13 @@ fn args() -> Args {
                 a.readings = it.next().and_then(|v| v.parse().ok()).expect("--readings N")
             }
             "--sensors" => a.sensors = it.next().and_then(|v| v.parse().ok()).expect("--sensors N"),
+            "--record" => a.record = true,
             "--smoke" => {
+                a.smoke = true;
                 a.readings = 20_000;
                 a.sensors = 50;
+                (a.latency_rate, a.latency_sensors, a.latency_seconds) = (200, 20, 3);
+                (a.memory_sensors, a.memory_clients, a.memory_seconds) = (100, 5, 3);
             }
             _ => {} // cargo bench passes --bench
         }
@@ -81,21 +114,67 @@ fn main() {
         pipe_n as f64 / pipe_s
     );
 
+    let latency = latency_phase(bin, &a, &format!("bench-lat-{nonce}"));
+    eprintln!("latency: {latency}");
+    let memory = memory_phase(bin, &a, &format!("bench-mem-{nonce}"));
+    eprintln!("memory: {memory}");
+
     let raw_rate = raw_n as f64 / raw_s;
     let pipe_rate = pipe_n as f64 / pipe_s;
-    println!(
-        "{}",
-        serde_json::json!({
-            "benchmark": "throughput",
-            "readings_produced": a.readings,
-            "sensors": a.sensors,
-            "produce_seconds": produce_s,
-            "topic_messages": total,
-            "raw_consume_per_s": raw_rate.round(),
-            "pipeline_per_s": pipe_rate.round(),
-            "pipeline_to_raw": (pipe_rate / raw_rate * 1000.0).round() / 1000.0,
-        })
+    let figures = serde_json::json!({
+        "benchmark": "thermoalert",
+        "smoke": a.smoke,
+        "readings_produced": a.readings,
+        "sensors": a.sensors,
+        "produce_seconds": produce_s,
+        "topic_messages": total,
+        "raw_consume_per_s": raw_rate.round(),
+        "pipeline_per_s": pipe_rate.round(),
+        "pipeline_to_raw": (pipe_rate / raw_rate * 1000.0).round() / 1000.0,
+        "latency": latency,
+        "memory": memory,
+    });
+    println!("{figures}");
+    if a.record {
+        record(&figures);
+    }
+}
+
+/// Adds a row for `figures` to the table of BENCHMARKS.md (after its marker line).
+fn record(f: &serde_json::Value) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md");
+    let text = std::fs::read_to_string(path).expect("BENCHMARKS.md");
+    let marker = "<!-- bench rows: `cargo bench -p thermoalert --bench throughput -- --record` -->";
+    let date = today();
+    let row = format!(
+        "| {date} | {} / {} | {:.0} | {:.0} | {:.1} % | {} / {} / {} / {} | {} MB ({} sensors, {} SSE clients) |",
+        f["readings_produced"],
+        f["sensors"],
+        f["raw_consume_per_s"].as_f64().unwrap_or(0.0),
+        f["pipeline_per_s"].as_f64().unwrap_or(0.0),
+        f["pipeline_to_raw"].as_f64().unwrap_or(0.0) * 100.0,
+        f["latency"]["p50_ms"],
+        f["latency"]["p95_ms"],
+        f["latency"]["p99_ms"],
+        f["latency"]["max_ms"],
+        f["memory"]["peak_rss_mb"],
+        f["memory"]["sensors"],
+        f["memory"]["sse_clients"],
     );
+    let Some(at) = text.find(marker) else {
+        eprintln!("BENCHMARKS.md has no `{marker}` line: not recorded");
+        return;
+    };
+    let insert = at + marker.len();
+    let updated = format!("{}\n{row}{}", &text[..insert], &text[insert..]);
+    std::fs::write(path, updated).expect("BENCHMARKS.md is writable");
+    eprintln!("recorded in BENCHMARKS.md");
+}
+
+/// Today's UTC date as YYYY-MM-DD.
+fn today() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    chrono::DateTime::from_timestamp(secs, 0).unwrap().format("%Y-%m-%d").to_string()
 }
 
 /// Messages in the readings topic: the sum over partitions of high minus low watermark.
@@ -152,21 +231,7 @@ impl Drop for Server {
 /// accounted for (valid readings plus rejections); the time runs from the first one.
 fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64) -> (u64, f64) {
     let data = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _server = Server(
-        Command::new(bin)
-            .arg("serve")
-            .env("THERMO_KAFKA_BROKERS", brokers)
-            .env("THERMO_GROUP", group)
-            .env("THERMO_DATA_DIR", data.path())
-            .env("THERMO_FLUSH_INTERVAL", "2s")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEPTOS_OUTPUT_NAME", "thermoalert")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("the server starts"),
-    );
+    let (_server, port) = start_server(bin, brokers, group, data.path());
     let mut first = None;
     let mut last_progress = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -184,6 +249,185 @@ fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64) -> (u64, f6
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The real server in `group`, with its data in `data`; returns it with its HTTP port.
+fn start_server(bin: &str, brokers: &str, group: &str, data: &Path) -> (Server, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server = Server(
+        Command::new(bin)
+            .arg("serve")
+            .env("THERMO_KAFKA_BROKERS", brokers)
+            .env("THERMO_GROUP", group)
+            .env("THERMO_DATA_DIR", data)
+            .env("THERMO_FLUSH_INTERVAL", "2s")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("LEPTOS_OUTPUT_NAME", "thermoalert")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    (server, port)
+}
+
+/// Commits `group`'s offsets at the end of the readings topic, so that a server joining it
+/// only sees what is produced from now on.
+fn commit_end(brokers: &str, group: &str) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let md = c.fetch_metadata(Some(topics::READINGS), Duration::from_secs(10)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        let (_, hi) =
+            c.fetch_watermarks(topics::READINGS, p.id(), Duration::from_secs(10)).unwrap();
+        tpl.add_partition_offset(topics::READINGS, p.id(), Offset::Offset(hi)).unwrap();
+    }
+    c.commit(&tpl, CommitMode::Sync).expect("the group's offsets are committed");
+}
+
+/// Waits until the server answers `/readyz` with 200, then a little for the group to settle.
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !get(port, "/readyz").starts_with("HTTP/1.1 200") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+}
+
+fn get(port: u16, path: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
+}
+
+/// Runs `thermoalert simulate` at `rate` readings/s in total over `sensors` for `seconds`.
+fn simulate(bin: &str, brokers: &str, sensors: u32, rate: u32, seconds: u32) -> Child {
+    let per_sensor = f64::from(rate) / f64::from(sensors);
+    Command::new(bin)
+        .args(["simulate", "--kafka-brokers", brokers, "--sensors", &sensors.to_string()])
+        .args(["--rate", &per_sensor.to_string()])
+        .args(["--count", &(u64::from(rate) * u64::from(seconds)).to_string()])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("thermoalert simulate runs")
+}
+
+/// A live-stream client: reads `/api/stream` until `stop`, sending the latency of each
+/// `reading` event (now − its sensor timestamp, ms) to `latencies` if given.
+fn sse_client(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    latencies: Option<mpsc::Sender<f64>>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        write!(
+            s,
+            "GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut line = String::new();
+        let mut events = 0u64;
+        let mut reading = false;
+        while !stop.load(Ordering::Relaxed) {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(_) => continue, // read timeout: check `stop`
+            }
+            if let Some(name) = line.strip_prefix("event: ") {
+                reading = name.trim() == "reading";
+            } else if let (true, Some(data)) = (reading, line.strip_prefix("data: ")) {
+                events += 1;
+                let Some(tx) = &latencies else { continue };
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(data)
+                    && let Some(t) = v["timestamp"].as_f64()
+                {
+                    let _ = tx.send((now - t) * 1000.0);
+                }
+            }
+        }
+        events
+    })
+}
+
+/// Sensor timestamp → SSE event received, at a steady rate, through a fresh server.
+fn latency_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
+    let data = tempfile::tempdir().unwrap();
+    commit_end(&a.brokers, group);
+    let (_server, port) = start_server(bin, &a.brokers, group, data.path());
+    wait_ready(port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let client = sse_client(port, Arc::clone(&stop), Some(tx));
+    eprintln!(
+        "latency: {} readings/s from {} sensors for {} s, one SSE client",
+        a.latency_rate, a.latency_sensors, a.latency_seconds
+    );
+    let mut sim = simulate(bin, &a.brokers, a.latency_sensors, a.latency_rate, a.latency_seconds);
+    assert!(sim.wait().unwrap().success(), "simulate failed");
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let mut ms: Vec<f64> = rx.try_iter().collect();
+    ms.sort_by(f64::total_cmp);
+    let pct = |p: f64| ms.get(((ms.len() as f64 * p) as usize).min(ms.len().saturating_sub(1)));
+    let round = |v: Option<&f64>| v.map(|v| (v * 10.0).round() / 10.0);
+    serde_json::json!({
+        "rate_per_s": a.latency_rate,
+        "seconds": a.latency_seconds,
+        "events": ms.len(),
+        "p50_ms": round(pct(0.50)),
+        "p95_ms": round(pct(0.95)),
+        "p99_ms": round(pct(0.99)),
+        "max_ms": round(ms.last()),
+    })
+}
+
+/// Peak RSS of a fresh server while `memory_sensors` sensors report and `memory_clients`
+/// SSE clients follow the stream.
+fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
+    let data = tempfile::tempdir().unwrap();
+    commit_end(&a.brokers, group);
+    let (server, port) = start_server(bin, &a.brokers, group, data.path());
+    wait_ready(port);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> =
+        (0..a.memory_clients).map(|_| sse_client(port, Arc::clone(&stop), None)).collect();
+    eprintln!(
+        "memory: {} sensors at 1 reading/s for {} s, {} SSE clients",
+        a.memory_sensors, a.memory_seconds, a.memory_clients
+    );
+    let mut sim = simulate(bin, &a.brokers, a.memory_sensors, a.memory_sensors, a.memory_seconds);
+    assert!(sim.wait().unwrap().success(), "simulate failed");
+    std::thread::sleep(Duration::from_secs(3));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap();
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    stop.store(true, Ordering::Relaxed);
+    let events: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    serde_json::json!({
+        "sensors": a.memory_sensors,
+        "sse_clients": a.memory_clients,
+        "events_delivered": events,
+        "peak_rss_mb": kb("VmHWM:") / 1024,
+        "rss_mb": kb("VmRSS:") / 1024,
+    })
 }
 
 /// Readings plus rejections the server has counted so far.
