@@ -66,6 +66,40 @@ impl History {
     }
 }
 
+/// A dependency that does not answer (`kafka`, `archive`, `index`) and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    pub what: String,
+    pub error: String,
+}
+
+#[cfg(feature = "ssr")]
+type ProblemsFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Problem>> + Send>>;
+
+/// The server's readiness checks, handed to the app by the server (which owns the clients).
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct HealthProbe(std::sync::Arc<dyn Fn() -> ProblemsFuture + Send + Sync>);
+
+#[cfg(feature = "ssr")]
+impl HealthProbe {
+    pub fn new<F, Fut>(check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Vec<Problem>> + Send + 'static,
+    {
+        HealthProbe(std::sync::Arc::new(move || Box::pin(check())))
+    }
+}
+
+/// What does not answer right now, for the banner on every page (empty: all is well).
+#[server(endpoint = "health")]
+pub async fn get_health() -> Result<Vec<Problem>, ServerFnError> {
+    let probe: HealthProbe = use_context()
+        .ok_or_else(|| ServerFnError::new("health checks are not available on this server"))?;
+    Ok((probe.0)().await)
+}
+
 /// A server function's failure in the words the server gave, for the page.
 pub fn explain(e: ServerFnError) -> String {
     match e {

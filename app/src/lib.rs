@@ -58,6 +58,7 @@ pub fn App() -> impl IntoView {
                     <A href="/alerts">"Alerts"</A>
                 </nav>
             </header>
+            <HealthBanner/>
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=pages::overview::OverviewPage/>
@@ -69,5 +70,51 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
         </Router>
+    }
+}
+
+/// Says on every page what does not answer (Kafka, the archive, the index) and what it means
+/// for the operator; rendered on the server too, so it shows before the WASM loads.
+#[component]
+fn HealthBanner() -> impl IntoView {
+    let tick = RwSignal::new(0u32);
+    let health = Resource::new(move || tick.get(), |_| api::get_health());
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let every = std::time::Duration::from_secs(15);
+        let handle = set_interval_with_handle(move || tick.update(|n| *n += 1), every);
+        on_cleanup(move || {
+            if let Ok(h) = handle {
+                h.clear();
+            }
+        });
+    });
+    let meaning = |what: &str| match what {
+        "kafka" => {
+            "Readings are not coming in; nothing is lost, they are processed once it is back."
+        }
+        "archive" => "New readings are held and written once it is back; history may lag.",
+        _ => "Alerts and history cannot be listed until it is back.",
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match health.await {
+                    Ok(problems) if problems.is_empty() => ().into_any(),
+                    Ok(problems) => view! {
+                        <div class="banner" id="health-banner" aria-live="polite">
+                            {problems.into_iter().map(|p| view! {
+                                <p><strong>{p.error}</strong> " " {meaning(&p.what)}</p>
+                            }).collect_view()}
+                        </div>
+                    }.into_any(),
+                    Err(e) => view! {
+                        <div class="banner" id="health-banner" aria-live="polite">
+                            <p><strong>"The server does not answer: " {api::explain(e)}</strong></p>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }

@@ -15,6 +15,9 @@ pub struct SensorView {
     pub level: Level,
     /// The temperature before the latest one, for the trend arrow.
     pub previous: Option<f64>,
+    /// Silent for longer than the offline delay (an offline alert is open).
+    #[serde(default)]
+    pub offline: bool,
 }
 
 impl SensorView {
@@ -26,6 +29,7 @@ impl SensorView {
             temperature: reading.temperature,
             level,
             previous: prev.map(|p| p.temperature),
+            offline: false,
         }
     }
 }
@@ -166,6 +170,11 @@ mod hub {
         pub fn publish_alert(&self, alert: &Alert) {
             {
                 let mut board = self.board.write().expect("live board lock");
+                if alert.kind == thermoalert_pipeline::model::AlertKind::Offline
+                    && let Some(view) = board.sensors.get_mut(&alert.sensor_id)
+                {
+                    view.offline = alert.state != thermoalert_pipeline::model::AlertState::Cleared;
+                }
                 board.recent_alerts.push_front(alert.clone());
                 board.recent_alerts.truncate(RECENT_ALERTS);
             }
@@ -271,6 +280,28 @@ mod hub {
             assert_eq!(snap.sensors[0].temperature, 85.0);
             assert_eq!(snap.sensors[0].previous, Some(30.0));
             assert_eq!(snap.sensors[0].level, Level::High);
+        }
+
+        #[test]
+        fn an_offline_alert_marks_the_sensor_until_it_clears() {
+            use thermoalert_pipeline::model::{AlertKind, AlertState};
+            let hub = LiveHub::new(8);
+            hub.publish_reading(&reading("a", 1.0, 20.0), Level::Normal);
+            let offline = |state| Alert {
+                alert_id: "offline-a-1000".into(),
+                kind: AlertKind::Offline,
+                severity: Level::High,
+                state,
+                sensor_id: "a".into(),
+                timestamp: 31.0,
+                temperature: 20.0,
+                threshold: 30.0,
+                window: None,
+            };
+            hub.publish_alert(&offline(AlertState::Open));
+            assert!(hub.sensor("a").unwrap().offline);
+            hub.publish_alert(&offline(AlertState::Cleared));
+            assert!(!hub.sensor("a").unwrap().offline);
         }
 
         #[test]

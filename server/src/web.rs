@@ -19,6 +19,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
+use thermoalert_app::api::{HealthProbe, Problem};
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings::Settings;
 use thermoalert_app::{App, shell};
@@ -53,6 +54,11 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let (hub, history, settings) =
         (state.hub.clone(), state.history.clone(), state.settings.clone());
+    let probe_state = state.clone();
+    let probe = HealthProbe::new(move || {
+        let state = probe_state.clone();
+        async move { readiness(&state).await }
+    });
     let options = state.leptos_options.clone();
     Router::new()
         .route("/api/stream", get(stream))
@@ -71,6 +77,7 @@ pub fn router(state: AppState) -> Router {
                 provide_context(hub.clone());
                 provide_context(history.clone());
                 provide_context(settings.clone());
+                provide_context(probe.clone());
             },
             move || shell(options.clone()),
         )
@@ -82,9 +89,9 @@ pub fn router(state: AppState) -> Router {
 /// How long a readiness check may wait for each dependency.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `GET /readyz`: 200 when Kafka, the archive and the index all answer, 503 otherwise, with
-/// a line per dependency saying what failed.
-async fn readyz(State(state): State<AppState>) -> Response {
+/// Checks Kafka, the archive and the index, each within [`READY_TIMEOUT`]: what failed, by
+/// dependency (`kafka`, `archive`, `index`), in that order.
+async fn readiness(state: &AppState) -> Vec<Problem> {
     let producer = state.kafka.clone();
     let kafka = tokio::task::spawn_blocking(move || {
         producer
@@ -103,23 +110,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
     );
     let index = tokio::time::timeout(READY_TIMEOUT, state.history.index().ping());
     let (kafka, archive, index) = tokio::join!(kafka, archive, index);
-    let check = |r: Result<(), String>| match r {
-        Ok(()) => json!({ "ok": true }),
-        Err(e) => json!({ "ok": false, "error": e }),
-    };
     let kafka = kafka.unwrap_or_else(|e| Err(e.to_string()));
     let archive = match archive {
         Ok(joined) => joined.unwrap_or_else(|e| Err(e.to_string())),
         Err(_) => Err(format!("archive did not answer within {READY_TIMEOUT:?}")),
     };
     let index = match index {
-        Ok(r) => r.map_err(|e| e.to_string()),
+        Ok(r) => r.map_err(|e| format!("index unavailable: {e}")),
         Err(_) => Err(format!("index did not answer within {READY_TIMEOUT:?}")),
     };
-    let ready = kafka.is_ok() && archive.is_ok() && index.is_ok();
+    [("kafka", kafka), ("archive", archive), ("index", index)]
+        .into_iter()
+        .filter_map(|(what, r)| r.err().map(|error| Problem { what: what.into(), error }))
+        .collect()
+}
+
+/// `GET /readyz`: 200 when Kafka, the archive and the index all answer, 503 otherwise, with
+/// a line per dependency saying what failed.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let problems = readiness(&state).await;
+    let check = |name: &str| match problems.iter().find(|p| p.what == name) {
+        None => json!({ "ok": true }),
+        Some(p) => json!({ "ok": false, "error": p.error }),
+    };
+    let ready = problems.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "checks": { "kafka": check(kafka), "archive": check(archive), "index": check(index) },
+        "checks": { "kafka": check("kafka"), "archive": check("archive"), "index": check("index") },
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()

@@ -48,6 +48,7 @@ pub fn OverviewPage() -> impl IntoView {
     let live_sensors = RwSignal::new(BTreeMap::<String, SensorView>::new());
     let live_alerts = RwSignal::new(Vec::<Alert>::new());
     let live_count = RwSignal::new(0u64);
+    let live_offline = RwSignal::new(HashMap::<String, bool>::new());
     let chart_tick = RwSignal::new(0u64);
     let stream_state = RwSignal::new(StreamState::Connecting);
 
@@ -77,6 +78,20 @@ pub fn OverviewPage() -> impl IntoView {
                 });
             }
             if !alerts.is_empty() {
+                // A sensor's offline alert opens or clears its badge.
+                let offline: Vec<(String, bool)> = alerts
+                    .iter()
+                    .filter(|a| a.kind == thermoalert_pipeline::model::AlertKind::Offline)
+                    .map(|a| {
+                        (
+                            a.sensor_id.clone(),
+                            a.state != thermoalert_pipeline::model::AlertState::Cleared,
+                        )
+                    })
+                    .collect();
+                if !offline.is_empty() {
+                    live_offline.update(|m| m.extend(offline));
+                }
                 live_alerts.update(|v| {
                     for a in alerts {
                         v.insert(0, a);
@@ -119,7 +134,7 @@ pub fn OverviewPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(snapshot) => view! {
-                        <Dashboard snapshot live_sensors live_alerts chart_tick/>
+                        <Dashboard snapshot live_sensors live_alerts live_offline chart_tick/>
                     }.into_any(),
                     Err(e) => view! {
                         <p class="error" role="alert">"Cannot load the sensors: " {crate::api::explain(e)}</p>
@@ -154,6 +169,7 @@ fn Dashboard(
     snapshot: Overview,
     live_sensors: RwSignal<BTreeMap<String, SensorView>>,
     live_alerts: RwSignal<Vec<Alert>>,
+    live_offline: RwSignal<HashMap<String, bool>>,
     chart_tick: RwSignal<u64>,
 ) -> impl IntoView {
     let Overview { sensors, trails, recent_alerts, defaults, .. } = snapshot;
@@ -162,6 +178,15 @@ fn Dashboard(
     let tiles = move || {
         let mut all = base.clone();
         all.extend(live_sensors.get());
+        // The latest offline alert of a sensor says whether it is offline (a sensor that
+        // reports again gets its offline alert cleared).
+        live_offline.with(|offline| {
+            for (id, &is_offline) in offline {
+                if let Some(v) = all.get_mut(id) {
+                    v.offline = is_offline;
+                }
+            }
+        });
         if all.is_empty() {
             return view! { <p class="empty">"No readings yet: waiting for sensors."</p> }
                 .into_any();
