@@ -3,15 +3,31 @@
 //! client jars in `CLASSPATH` (`scripts/services.sh env` prints both).
 
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hdrs::{Client, ClientBuilder};
 
 use super::{Store, StoreError};
 
+/// A failed write makes a new client at most this often (each one keeps a few JVM threads).
+const RENEW_EVERY: Duration = Duration::from_secs(20);
+
 /// An archive rooted at `/` of an HDFS file system.
+///
+/// A write interrupted by an outage leaves its file open under this client's lease, and
+/// HDFS refuses the lease holder's own retries on that file until the lease expires (one
+/// hour). So after a failed write the store switches to a new client, a different lease
+/// holder: its retries make the NameNode recover the file (after the one-minute soft limit)
+/// and then go through.
 pub struct HdfsStore {
     url: String,
-    client: Client,
+    session: Mutex<Session>,
+}
+
+struct Session {
+    client: Arc<Client>,
+    since: Instant,
 }
 
 impl std::fmt::Debug for HdfsStore {
@@ -24,56 +40,42 @@ impl HdfsStore {
     /// Connects to the NameNode at `url` (`hdfs://host:port`) and checks it answers.
     pub fn connect(url: &str) -> Result<HdfsStore, StoreError> {
         let wrap = |op| move |source| StoreError { op, path: url.to_owned(), source };
-        let client = ClientBuilder::new(url).connect().map_err(wrap("connect to"))?;
+        let client = new_client(url).map_err(wrap("connect to"))?;
         // libhdfs connects lazily: ask for the root so an unreachable NameNode fails here.
         client.metadata("/").map_err(wrap("reach the NameNode at"))?;
-        Ok(HdfsStore { url: url.to_owned(), client })
-    }
-}
-
-fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
-    move |source| StoreError { op, path: path.to_owned(), source }
-}
-
-impl Store for HdfsStore {
-    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let tmp = format!("{path}.tmp");
-        let mut f = self
-            .client
-            .open_file()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(err("create", &tmp))?;
-        f.write_all(bytes).map_err(err("write", &tmp))?;
-        // Closing completes the blocks on the DataNode: the data is durable after this.
-        f.try_close().map_err(err("close", &tmp))?;
-        self.client.rename_file(&tmp, path).map_err(err("rename", path))
+        let session = Session { client: Arc::new(client), since: Instant::now() };
+        Ok(HdfsStore { url: url.to_owned(), session: Mutex::new(session) })
     }
 
-    fn delete_file(&self, path: &str) -> Result<(), StoreError> {
-        match self.client.remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err("delete", path)(e)),
-            _ => Ok(()),
+    fn client(&self) -> Arc<Client> {
+        Arc::clone(&self.session.lock().expect("hdfs session lock").client)
+    }
+
+    /// After a failed write: a new client, so that the next try is another lease holder.
+    fn renew_after_failure(&self) {
+        let mut session = self.session.lock().expect("hdfs session lock");
+        if session.since.elapsed() < RENEW_EVERY {
+            return;
+        }
+        // The old client is not closed: libhdfs shares nothing with it, and closing it could
+        // fail a read another thread is doing with it.
+        match new_client(&self.url) {
+            Ok(client) => *session = Session { client: Arc::new(client), since: Instant::now() },
+            Err(e) => tracing::warn!("hdfs: cannot make a new client yet: {e}"),
         }
     }
 
-    fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        let existing = match self.client.metadata(path) {
+    fn append_with(&self, client: &Client, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let existing = match client.metadata(path) {
             Ok(m) => Some(m.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(err("stat", path)(e)),
         };
         let mut f = match existing {
-            Some(_) => self
-                .client
-                .open_file()
-                .append(true)
-                .open(path)
-                .map_err(err("open for append", path))?,
-            None => self
-                .client
+            Some(_) => {
+                client.open_file().append(true).open(path).map_err(err("open for append", path))?
+            }
+            None => client
                 .open_file()
                 .write(true)
                 .create(true)
@@ -82,8 +84,7 @@ impl Store for HdfsStore {
         };
         if let Some(len) = existing.filter(|&len| len > 0) {
             let mut last = [0u8; 1];
-            let reader =
-                self.client.open_file().read(true).open(path).map_err(err("open", path))?;
+            let reader = client.open_file().read(true).open(path).map_err(err("open", path))?;
             reader.read_at(&mut last, len - 1).map_err(err("read", path))?;
             if last[0] != b'\n' {
                 f.write_all(b"\n").map_err(err("write", path))?;
@@ -93,16 +94,64 @@ impl Store for HdfsStore {
         // Closing completes the block on the DataNode: the data is durable after this.
         f.try_close().map_err(err("close", path))
     }
+}
+
+/// A client of its own (not libhdfs's cached, shared file system instance): its own lease.
+fn new_client(url: &str) -> std::io::Result<Client> {
+    ClientBuilder::new(url).with_config("fs.hdfs.impl.disable.cache", "true").connect()
+}
+
+fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError { op, path: path.to_owned(), source }
+}
+
+impl Store for HdfsStore {
+    fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let client = self.client();
+        let tmp = format!("{path}.tmp");
+        let written = (|| {
+            let mut f = client
+                .open_file()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(err("create", &tmp))?;
+            f.write_all(bytes).map_err(err("write", &tmp))?;
+            // Closing completes the blocks on the DataNode: the data is durable after this.
+            f.try_close().map_err(err("close", &tmp))?;
+            client.rename_file(&tmp, path).map_err(err("rename", path))
+        })();
+        if written.is_err() {
+            self.renew_after_failure();
+        }
+        written
+    }
+
+    fn delete_file(&self, path: &str) -> Result<(), StoreError> {
+        match self.client().remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err("delete", path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let result = self.append_with(&self.client(), path, bytes);
+        if result.is_err() {
+            self.renew_after_failure();
+        }
+        result
+    }
 
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
-        let mut f = self.client.open_file().read(true).open(path).map_err(err("open", path))?;
+        let mut f = self.client().open_file().read(true).open(path).map_err(err("open", path))?;
         let mut out = Vec::new();
         f.read_to_end(&mut out).map_err(err("read", path))?;
         Ok(out)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
-        let entries = match self.client.read_dir(dir) {
+        let entries = match self.client().read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(err("list", dir)(e)),
