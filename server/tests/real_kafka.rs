@@ -681,8 +681,9 @@ async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
     let half = readings.len() / 2;
     let port = free_port();
     let hdfs = [("THERMO_HDFS_URL", "hdfs://127.0.0.1:9000")];
-    let _server =
-        start_server_with(data.path(), &format!("it-nn-{nonce}"), port, "server.log", &hdfs);
+    let group = format!("it-nn-{nonce}");
+    start_group_at_end(&group);
+    let _server = start_server_with(data.path(), &group, port, "server.log", &hdfs);
     let (from, to) = (t0 - 1.0, t0 + seconds as f64 + 1.0);
     let wait_all = |each: usize, secs: u64| {
         let prefix = prefix.clone();
