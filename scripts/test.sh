@@ -45,6 +45,8 @@ integration() {
   eval "$(scripts/services.sh env)"
   cargo test -p thermoalert-pipeline --features hdfs,index --test real_hdfs -- --ignored
   cargo test -p thermoalert --features hdfs --test real_kafka -- --ignored
+  # The release layout of the Dockerfile, run from a fresh directory against both services.
+  cargo test -p thermoalert --features hdfs --test deploy -- --ignored
   # The benchmark in its seconds-long version, so that it cannot rot (figures only).
   cargo test -p thermoalert --features hdfs --bench throughput -- --smoke
 }

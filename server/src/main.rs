@@ -38,8 +38,24 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long start-up waits for a configured Kafka broker.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    keep_signals_from_the_jvm();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+/// The JVM that libhdfs starts would install its own SIGTERM/SIGINT handlers and end the
+/// process before it flushes and commits; `-Xrs` leaves the signals to us. Set before any
+/// thread exists (the container's entrypoint sets it too).
+fn keep_signals_from_the_jvm() {
+    let opts = std::env::var("LIBHDFS_OPTS").unwrap_or_default();
+    if !opts.split_whitespace().any(|o| o == "-Xrs") {
+        let opts = format!("{opts} -Xrs").trim().to_owned();
+        // SAFETY: called first thing in `main`, while the process has a single thread.
+        unsafe { std::env::set_var("LIBHDFS_OPTS", opts) };
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
