@@ -49,6 +49,7 @@ integration() {
   cargo test -p thermoalert --features hdfs --test deploy -- --ignored
   # The benchmark in its seconds-long version, so that it cannot rot (figures only).
   cargo test -p thermoalert --features hdfs --bench throughput -- --smoke
+  cargo test -p thermoalert-pipeline --features hdfs,index --bench archive -- --smoke
 }
 
 phase "setup" scripts/setup.sh

@@ -17,6 +17,7 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::Notify;
@@ -147,12 +148,41 @@ impl Rebalances {
     }
 }
 
-/// The readings consumer's context: it queues rebalances for the pipeline task.
+/// Called with the consumer's lag on each partition of the readings topic it holds, from
+/// librdkafka's statistics (every [`LAG_INTERVAL`]): messages in the partition after the
+/// last one this consumer has read.
+pub type LagReport = Box<dyn Fn(&[(i32, i64)]) + Send + Sync>;
+
+/// How often the consumer's lag is reported.
+pub const LAG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The readings consumer's context: it queues rebalances for the pipeline task and reports
+/// the consumer's lag.
 pub struct ReadingsContext {
     rebalances: Rebalances,
+    lag: LagReport,
 }
 
-impl ClientContext for ReadingsContext {}
+impl ClientContext for ReadingsContext {
+    fn stats(&self, statistics: Statistics) {
+        (self.lag)(&lag_of(&statistics));
+    }
+}
+
+/// `(partition, lag)` of the readings partitions in `statistics` that have a known lag
+/// (librdkafka reports -1 for partitions not being consumed, and lists an internal -1
+/// partition).
+fn lag_of(statistics: &Statistics) -> Vec<(i32, i64)> {
+    let Some(topic) = statistics.topics.get(topics::READINGS) else { return Vec::new() };
+    let mut lag: Vec<(i32, i64)> = topic
+        .partitions
+        .values()
+        .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
+        .map(|p| (p.partition, p.consumer_lag))
+        .collect();
+    lag.sort_unstable();
+    lag
+}
 
 impl ConsumerContext for ReadingsContext {
     fn rebalance(
@@ -252,12 +282,13 @@ pub fn committed<C: ConsumerContext>(
 pub type ReadingsConsumer = StreamConsumer<ReadingsContext>;
 
 /// A consumer in `group`, subscribed to the readings topic; its rebalances are queued on
-/// `rebalances` for the caller to apply. Offsets are committed by the caller, only once what
-/// they cover is durable (`enable.auto.commit=false`).
+/// `rebalances` for the caller to apply, its lag goes to `lag`. Offsets are committed by the
+/// caller, only once what they cover is durable (`enable.auto.commit=false`).
 pub fn readings_consumer(
     brokers: &str,
     group: &str,
     rebalances: Rebalances,
+    lag: LagReport,
 ) -> Result<ReadingsConsumer, KafkaAdapterError> {
     let consumer: ReadingsConsumer = base_config(brokers)
         .set("group.id", group)
@@ -265,7 +296,8 @@ pub fn readings_consumer(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         .set("session.timeout.ms", "10000")
-        .create_with_context(ReadingsContext { rebalances })
+        .set("statistics.interval.ms", LAG_INTERVAL.as_millis().to_string())
+        .create_with_context(ReadingsContext { rebalances, lag })
         .map_err(|source| KafkaAdapterError::Client {
             what: "consumer",
             brokers: brokers.into(),
@@ -375,8 +407,11 @@ mod tests {
         }
         let rebalances = Rebalances::default();
         rebalances.apply_directly();
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&reports);
+        let lag: LagReport = Box::new(move |lag| sink.lock().unwrap().push(lag.to_vec()));
         let consumer =
-            readings_consumer(broker.bootstrap_servers(), "test-group", rebalances).unwrap();
+            readings_consumer(broker.bootstrap_servers(), "test-group", rebalances, lag).unwrap();
         let mut seen = Vec::new();
         while seen.len() < 10 {
             let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
@@ -387,5 +422,43 @@ mod tests {
         }
         seen.sort();
         assert!(seen[0].contains(r#""sensor_id":"s0""#));
+
+        // Everything is read and committed: the next statistics report no lag on either
+        // partition (librdkafka counts the lag from the committed offset).
+        consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync).unwrap();
+        let deadline = std::time::Instant::now() + LAG_INTERVAL * 4;
+        loop {
+            // Serving the consumer's queue is what delivers the statistics callback.
+            let _ = tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await;
+            let last = reports.lock().unwrap().last().cloned();
+            if last == Some(vec![(0, 0), (1, 0)]) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "lag reports: {last:?}");
+        }
+    }
+
+    #[test]
+    fn lag_is_read_from_the_readings_partitions_being_consumed() {
+        use rdkafka::statistics::{Partition, Topic};
+        let stats = |lags: &[(i32, i64)]| {
+            let partitions = lags
+                .iter()
+                .map(|&(partition, consumer_lag)| {
+                    (partition, Partition { partition, consumer_lag, ..Partition::default() })
+                })
+                .collect();
+            let readings = Topic { topic: topics::READINGS.into(), partitions, ..Topic::default() };
+            let other = Topic { topic: topics::ALERTS.into(), ..readings.clone() };
+            Statistics {
+                topics: [(topics::READINGS.into(), readings), (topics::ALERTS.into(), other)]
+                    .into(),
+                ..Statistics::default()
+            }
+        };
+        // -1: librdkafka's internal partition, and a partition not being consumed.
+        assert_eq!(lag_of(&stats(&[(1, -1), (0, 42), (-1, -1)])), vec![(0, 42)]);
+        assert_eq!(lag_of(&stats(&[(1, 7), (0, 0)])), vec![(0, 0), (1, 7)]);
+        assert_eq!(lag_of(&Statistics::default()), vec![]);
     }
 }

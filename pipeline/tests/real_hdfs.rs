@@ -84,6 +84,25 @@ fn later_flushes_append_to_the_same_file_on_real_hdfs() {
 
 #[test]
 #[ignore = "needs the real HDFS: scripts/services.sh start hdfs"]
+fn a_torn_last_line_is_closed_before_the_next_append_whoever_tore_it() {
+    let store = HdfsStore::connect(&namenode()).expect("the NameNode answers");
+    let path = format!("/it/torn{}/00_w-000.jsonl", nonce());
+    store.append_file(&path, b"one\n").unwrap();
+    // Another writer (a crashed run) leaves a torn line behind this store's back.
+    let other = HdfsStore::connect(&namenode()).unwrap();
+    other.append_file(&path, b"{\"torn").unwrap();
+    store.append_file(&path, b"two\n").unwrap();
+    // This store's own torn write is caught the same way.
+    store.append_file(&path, b"{\"half").unwrap();
+    store.append_file(&path, b"three\n").unwrap();
+    store.append_file(&path, b"four\n").unwrap();
+    let text = String::from_utf8(store.read_file(&path).unwrap()).unwrap();
+    assert_eq!(text, "one\n{\"torn\ntwo\n{\"half\nthree\nfour\n");
+    store.delete_file(&path).unwrap();
+}
+
+#[test]
+#[ignore = "needs the real HDFS: scripts/services.sh start hdfs"]
 fn reading_a_missing_file_is_an_error_naming_it() {
     let store = HdfsStore::connect(&namenode()).expect("the NameNode answers");
     let err = store.read_file("/no/such/file.jsonl").unwrap_err();

@@ -14,16 +14,20 @@
 //!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
 //!     cargo test -p thermoalert --bench throughput -- --smoke
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use common::{Server, commit_group_at_end, free_port, get};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use thermoalert_pipeline::topics;
 
 struct Args {
@@ -218,15 +222,6 @@ fn raw_consume(brokers: &str, group: &str, total: u64) -> (u64, f64) {
     (n, first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64()))
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the real server on the topic and polls its metrics until every message is
 /// accounted for (valid readings plus rejections); the time runs from the first one.
 fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64) -> (u64, f64) {
@@ -251,10 +246,11 @@ fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64) -> (u64, f6
     }
 }
 
-/// The real server in `group`, with its data in `data`; returns it with its HTTP port.
+/// The real server in `group`, with its data (and its log) in `data`; returns it with its
+/// HTTP port.
 fn start_server(bin: &str, brokers: &str, group: &str, data: &Path) -> (Server, u16) {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Server(
+    let port = free_port();
+    let server = Server::start(
         Command::new(bin)
             .arg("serve")
             .env("THERMO_KAFKA_BROKERS", brokers)
@@ -263,47 +259,19 @@ fn start_server(bin: &str, brokers: &str, group: &str, data: &Path) -> (Server, 
             .env("THERMO_FLUSH_INTERVAL", "2s")
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("LEPTOS_OUTPUT_NAME", "thermoalert")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("the server starts"),
+            .env("RUST_LOG", "warn"),
+        data.join("server.log"),
     );
     (server, port)
-}
-
-/// Commits `group`'s offsets at the end of the readings topic, so that a server joining it
-/// only sees what is produced from now on.
-fn commit_end(brokers: &str, group: &str) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let md = c.fetch_metadata(Some(topics::READINGS), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        let (_, hi) =
-            c.fetch_watermarks(topics::READINGS, p.id(), Duration::from_secs(10)).unwrap();
-        tpl.add_partition_offset(topics::READINGS, p.id(), Offset::Offset(hi)).unwrap();
-    }
-    c.commit(&tpl, CommitMode::Sync).expect("the group's offsets are committed");
 }
 
 /// Waits until the server answers `/readyz` with 200, then a little for the group to settle.
 fn wait_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !get(port, "/readyz").starts_with("HTTP/1.1 200") && Instant::now() < deadline {
+    while !get(port, "/readyz").is_some_and(|r| r.ok()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(3));
-}
-
-fn get(port: u16, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
-    let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text
 }
 
 /// Runs `thermoalert simulate` at `rate` readings/s in total over `sensors` for `seconds`.
@@ -364,7 +332,7 @@ fn sse_client(
 /// Sensor timestamp → SSE event received, at a steady rate, through a fresh server.
 fn latency_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let data = tempfile::tempdir().unwrap();
-    commit_end(&a.brokers, group);
+    commit_group_at_end(&a.brokers, group);
     let (_server, port) = start_server(bin, &a.brokers, group, data.path());
     wait_ready(port);
     let stop = Arc::new(AtomicBool::new(false));
@@ -398,7 +366,7 @@ fn latency_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
 /// SSE clients follow the stream.
 fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let data = tempfile::tempdir().unwrap();
-    commit_end(&a.brokers, group);
+    commit_group_at_end(&a.brokers, group);
     let (server, port) = start_server(bin, &a.brokers, group, data.path());
     wait_ready(port);
     let stop = Arc::new(AtomicBool::new(false));
@@ -411,7 +379,7 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let mut sim = simulate(bin, &a.brokers, a.memory_sensors, a.memory_sensors, a.memory_seconds);
     assert!(sim.wait().unwrap().success(), "simulate failed");
     std::thread::sleep(Duration::from_secs(3));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status
             .lines()
@@ -432,10 +400,7 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
 
 /// Readings plus rejections the server has counted so far.
 fn processed(port: u16) -> u64 {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return 0 };
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
+    let text = get(port, "/metrics").unwrap_or_default().body;
     text.lines()
         .filter(|l| {
             l.starts_with("thermoalert_readings_total")

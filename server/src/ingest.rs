@@ -35,7 +35,9 @@ use tracing::{error, info, warn};
 
 use crate::telemetry;
 
-/// Archive data buffered beyond this is flushed at once rather than at the next tick.
+/// Archive data buffered beyond this is flushed at once rather than at the next tick, after
+/// the flush in flight (if any) is done: the bound on what waits in memory, and the point
+/// where a slow archive slows consumption down rather than memory growing.
 const FLUSH_BYTES: usize = 8 << 20;
 /// How long a delivery to Kafka may take before it counts as failed and is sent again.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -149,7 +151,14 @@ impl Ingest {
                         self.rebalance(change, &mut pending, &mut in_flight).await?;
                     }
                 }
-                _ = flush_tick.tick() => self.flush(&mut pending, &mut in_flight).await?,
+                _ = flush_tick.tick() => {
+                    // A slow archive (HDFS, many sensors) must not stall the live view and
+                    // the alerts: while the last flush runs, readings keep coming into the
+                    // buffer, up to FLUSH_BYTES.
+                    if in_flight.as_ref().is_none_or(JoinHandle::is_finished) {
+                        self.flush(&mut pending, &mut in_flight).await?;
+                    }
+                }
                 _ = core_tick.tick() => {
                     self.processor.tick(now_ms(), &mut out);
                     self.emit(&mut out, &mut pending);

@@ -138,7 +138,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let gate = ArchiveGate::default();
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
-    let consumer = Arc::new(kafka::readings_consumer(&brokers, &args.group, rebalances.clone())?);
+    let consumer = Arc::new(kafka::readings_consumer(
+        &brokers,
+        &args.group,
+        rebalances.clone(),
+        telemetry::consumer_lag(),
+    )?);
     // One client for alerts, dead letters and readiness checks (clones share it).
     let producer = kafka::producer(&brokers)?;
     let ingest = ingest::Ingest {

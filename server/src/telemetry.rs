@@ -2,10 +2,13 @@
 //! recorder `GET /metrics` renders. The pipeline core only counts (see
 //! `thermoalert_pipeline::processor::Counters`); adapters turn what happens into metrics here.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use thermoalert_pipeline::kafka::LagReport;
 use thermoalert_pipeline::model::Alert;
 use thermoalert_pipeline::processor::Counters;
 
@@ -24,6 +27,7 @@ pub const DELIVERY_RETRIES: &str = "thermoalert_delivery_retries_total";
 pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
 pub const SSE_LAGGED: &str = "thermoalert_sse_lagged_events_total";
 pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
+pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
 
 /// Installs the global recorder; call once, at start.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -56,6 +60,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(SSE_CLIENTS, "Browsers connected to the live stream.");
     describe_counter!(SSE_LAGGED, "Live events skipped by clients that fell behind.");
     describe_histogram!(HTTP_SECONDS, "HTTP request latency, by route.");
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Readings in each partition this instance holds that it has not yet committed \
+         (not yet read, or read but not yet durable), by partition."
+    );
     Ok(handle)
 }
 
@@ -112,4 +121,21 @@ pub fn sse_lagged(missed: u64) {
 
 pub fn http(route: String, took: Duration) {
     histogram!(HTTP_SECONDS, "route" => route).record(took.as_secs_f64());
+}
+
+/// The consumer's lag report, as one gauge per partition. A partition no longer reported
+/// (revoked, or given to another instance) drops to 0: this instance owes nothing on it.
+pub fn consumer_lag() -> LagReport {
+    let held = Mutex::new(BTreeSet::new());
+    Box::new(move |lag: &[(i32, i64)]| {
+        let mut held = held.lock().expect("lag partitions lock");
+        let now: BTreeSet<i32> = lag.iter().map(|&(p, _)| p).collect();
+        for gone in held.difference(&now) {
+            gauge!(CONSUMER_LAG, "partition" => gone.to_string()).set(0.0);
+        }
+        for &(partition, messages) in lag {
+            gauge!(CONSUMER_LAG, "partition" => partition.to_string()).set(messages as f64);
+        }
+        *held = now;
+    })
 }

@@ -12,13 +12,16 @@
 //! cargo test -p thermoalert --features hdfs --test deploy -- --ignored
 //! ```
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::{Server, free_port, get};
 use serde_yaml_ng::Value;
 
 fn repo() -> PathBuf {
@@ -479,21 +482,6 @@ fn dashboard() -> serde_json::Value {
     serde_json::from_str(&read("deploy/grafana/dashboards/thermoalert.json")).unwrap()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// `(status, body)` of `GET path`, or `None` when nothing answers.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    let status = response.split(' ').nth(1)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
 /// The image's environment, its absolute paths moved under `root`.
 fn image_env(docker: &Dockerfile, root: &Path) -> BTreeMap<String, String> {
     let mut env = docker.env();
@@ -501,48 +489,6 @@ fn image_env(docker: &Dockerfile, root: &Path) -> BTreeMap<String, String> {
         *value = root.join(value.trim_start_matches('/')).display().to_string();
     }
     env
-}
-
-/// A server process logging to a file, killed when dropped.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(command: &mut Command, log: PathBuf) -> Server {
-        let file = std::fs::File::create(&log).unwrap();
-        let out = file.try_clone().unwrap();
-        let child = command.stdin(Stdio::null()).stdout(out).stderr(file).spawn().unwrap();
-        Server { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Polls `done` until it holds; fails at once if the server exits, or after `seconds`.
-    fn wait_for(&mut self, what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(seconds);
-        while !done() {
-            if let Some(exit) = self.child.try_wait().unwrap() {
-                panic!("{what}: the server exited ({exit}); log:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {seconds} s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Runs the image's HEALTHCHECK command as Docker would (`/bin/sh -c`) for a server on `addr`.
@@ -650,7 +596,7 @@ fn the_healthcheck_scrape_path_and_dashboard_metrics_answer_on_a_running_server(
     let nobody = format!("127.0.0.1:{}", free_port());
     assert!(!run_healthcheck(&docker, &nobody), "the health check passes with no server");
     let addr = format!("127.0.0.1:{port}");
-    server.wait_for("healthz", 60, || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+    server.wait_for("healthz", 60, || get(port, "/healthz").is_some_and(|r| r.ok()));
     assert!(run_healthcheck(&docker, &addr), "the HEALTHCHECK command fails on a healthy server");
 
     // A live-stream client, so that its gauge is exported too.
@@ -664,9 +610,10 @@ fn the_healthcheck_scrape_path_and_dashboard_metrics_answer_on_a_running_server(
     let path = scrape.unwrap_or_else(|| "/metrics".into());
     let mut metrics = String::new();
     server.wait_for("a flush in the metrics", 60, || {
-        metrics = get(port, &path).filter(|(s, _)| *s == 200).map(|(_, b)| b).unwrap_or_default();
+        metrics = get(port, &path).filter(|r| r.ok()).map(|r| r.body).unwrap_or_default();
         metrics.contains("thermoalert_flush_seconds_bucket")
             && metrics.contains("thermoalert_sse_clients")
+            && metrics.contains("thermoalert_consumer_lag")
     });
     drop(stream);
 
@@ -694,9 +641,8 @@ fn the_healthcheck_scrape_path_and_dashboard_metrics_answer_on_a_running_server(
 mod smoke {
     use super::*;
     use rdkafka::ClientConfig;
-    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    use rdkafka::{Offset, TopicPartitionList};
+    use std::time::Instant;
     use thermoalert_pipeline::topics;
 
     const BROKERS: &str = "127.0.0.1:9092";
@@ -777,27 +723,6 @@ mod smoke {
         }
     }
 
-    /// Commits the group's offsets at the end of the readings topic, so that the server reads
-    /// only what this test publishes.
-    fn start_group_at_end(group: &str) {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", BROKERS)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let timeout = Duration::from_secs(10);
-        let metadata = c.fetch_metadata(Some(topics::READINGS), timeout).unwrap();
-        let mut tpl = TopicPartitionList::new();
-        for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (_, high) = c.fetch_watermarks(topics::READINGS, p.id(), timeout).unwrap();
-            tpl.add_partition_offset(topics::READINGS, p.id(), Offset::Offset(high)).unwrap();
-        }
-        if tpl.count() > 0 {
-            c.commit(&tpl, CommitMode::Sync).unwrap();
-        }
-    }
-
     fn publish(sensor: &str, values: std::ops::Range<u32>) {
         let producer: BaseProducer =
             ClientConfig::new().set("bootstrap.servers", BROKERS).create().unwrap();
@@ -816,9 +741,7 @@ mod smoke {
     }
 
     fn readings(port: u16, sensor: &str) -> usize {
-        let body = get(port, &format!("/api/readings?sensor={sensor}")).map(|(_, b)| b);
-        let json: serde_json::Value =
-            body.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        let json = common::get_json(port, &format!("/api/readings?sensor={sensor}"));
         json["readings"].as_array().map_or(0, Vec::len)
     }
 
@@ -834,7 +757,7 @@ mod smoke {
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
         let group = format!("deploy-smoke-{}-{}", std::process::id(), stamp.as_millis());
         let sensor = format!("smoke-{}", stamp.as_millis());
-        start_group_at_end(&group);
+        common::commit_group_at_end(BROKERS, &group);
 
         let port = free_port();
         let entrypoint = docker.exec_form("ENTRYPOINT");
@@ -854,10 +777,10 @@ mod smoke {
             root.path().join("server.log"),
         );
 
-        server.wait_for("healthz", 90, || get(port, "/healthz").is_some_and(|(s, _)| s == 200));
+        server.wait_for("healthz", 90, || get(port, "/healthz").is_some_and(|r| r.ok()));
         let healthy = run_healthcheck(&docker, &format!("127.0.0.1:{port}"));
         assert!(healthy, "HEALTHCHECK; log:\n{}", server.log());
-        server.wait_for("readyz", 60, || get(port, "/readyz").is_some_and(|(s, _)| s == 200));
+        server.wait_for("readyz", 60, || get(port, "/readyz").is_some_and(|r| r.ok()));
 
         // Two batches a few flushes apart: the second appends to the first's archive file.
         publish(&sensor, 0..10);
@@ -869,9 +792,9 @@ mod smoke {
         let data = PathBuf::from(&env["THERMO_DATA_DIR"]);
         assert!(data.join("index.sqlite").exists(), "the index is in THERMO_DATA_DIR");
         assert!(!data.join("archive").exists(), "the archive went to HDFS, not {}", data.display());
-        assert_eq!(get(port, "/").map(|(s, _)| s), Some(200), "the page; log:\n{}", server.log());
+        assert_eq!(get(port, "/").map(|r| r.status), Some(200), "the page; log:\n{}", server.log());
         if Path::new(&env["LEPTOS_SITE_ROOT"]).join("pkg/thermoalert.css").exists() {
-            assert_eq!(get(port, "/pkg/thermoalert.css").map(|(s, _)| s), Some(200));
+            assert_eq!(get(port, "/pkg/thermoalert.css").map(|r| r.status), Some(200));
         }
 
         // The entrypoint execs: SIGTERM reaches the server, which stops cleanly.

@@ -2,26 +2,19 @@
 //! Kafka or HDFS configured runs its in-process broker and simulator, archives and indexes the
 //! readings, serves them and its metrics, and stops cleanly on SIGTERM.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).ok()?;
-    Some(response.split_once("\r\n\r\n")?.1.to_owned())
-}
+use common::{free_port, get, get_json, thermoalert};
 
 #[test]
 fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let log = data.path().join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
+    let mut child = thermoalert()
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("THERMO_DATA_DIR", data.path())
@@ -44,9 +37,7 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     // The simulator's three sensors reach the index (so the archive) and the API.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let sensors: serde_json::Value = http_get(port, "/api/sensors")
-            .and_then(|b| serde_json::from_str(&b).ok())
-            .unwrap_or_default();
+        let sensors = get_json(port, "/api/sensors");
         if sensors.as_array().is_some_and(|a| a.len() == 3) {
             break;
         }
@@ -56,19 +47,17 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let readings: serde_json::Value =
-        serde_json::from_str(&http_get(port, "/api/readings?sensor=sensor1").unwrap()).unwrap();
+    let readings = get_json(port, "/api/readings?sensor=sensor1");
     assert!(!readings["readings"].as_array().unwrap().is_empty());
 
     // Ready: the embedded broker, the archive and the index all answer.
-    let ready: serde_json::Value =
-        serde_json::from_str(&http_get(port, "/readyz").unwrap()).unwrap();
+    let ready = get_json(port, "/readyz");
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["checks"]["kafka"]["ok"], true, "{ready}");
     assert_eq!(ready["checks"]["archive"]["ok"], true, "{ready}");
 
     // Prometheus metrics count what went through.
-    let metrics = http_get(port, "/metrics").unwrap();
+    let metrics = get(port, "/metrics").unwrap().body;
     let readings_total: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("thermoalert_readings_total "))
@@ -116,7 +105,7 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
 #[test]
 fn bad_flags_and_settings_exit_non_zero_naming_them() {
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
+        let out = thermoalert()
             .args(args)
             .envs(env.iter().copied())
             .env("THERMO_DATA_DIR", std::env::temp_dir())

@@ -3,10 +3,10 @@
 //! `temperature_alerts`, dead letters on `temperature_data_dlq`, archive files, and the
 //! server-rendered page.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientConfig;
@@ -20,33 +20,14 @@ use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
 
+use common::{Server, free_port, get, get_json, thermoalert};
+
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
 /// tests' sensors too): one test at a time keeps each test's alerts its own.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn brokers() -> String {
     std::env::var("THERMO_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// The server process, killed when the test ends; its log is printed if the test failed.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("--- server log ---\n{log}");
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
@@ -65,41 +46,22 @@ fn start_server_with(
     log_name: &str,
     extra: &[(&str, &str)],
 ) -> Server {
-    let log = data_dir.join(log_name);
-    let out = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_thermoalert"))
-        .arg("serve")
-        .env("THERMO_KAFKA_BROKERS", brokers())
-        .env("THERMO_GROUP", group)
-        .env("THERMO_DATA_DIR", data_dir)
-        .env("THERMO_FLUSH_INTERVAL", "300ms")
-        .env("THERMO_WINDOW", "10s")
-        .env("THERMO_LATENESS", "1s")
-        .env("THERMO_OFFLINE_AFTER", "3s")
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("LEPTOS_OUTPUT_NAME", "thermoalert")
-        .env_remove("THERMO_HDFS_URL")
-        .envs(extra.iter().copied())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("the server binary starts");
-    Server { child, log }
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
-/// The body of a raw HTTP response.
-fn body(response: &str) -> String {
-    response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    Server::start(
+        thermoalert()
+            .arg("serve")
+            .env("THERMO_KAFKA_BROKERS", brokers())
+            .env("THERMO_GROUP", group)
+            .env("THERMO_DATA_DIR", data_dir)
+            .env("THERMO_FLUSH_INTERVAL", "300ms")
+            .env("THERMO_WINDOW", "10s")
+            .env("THERMO_LATENESS", "1s")
+            .env("THERMO_OFFLINE_AFTER", "3s")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("LEPTOS_OUTPUT_NAME", "thermoalert")
+            .env_remove("THERMO_HDFS_URL")
+            .envs(extra.iter().copied()),
+        data_dir.join(log_name),
+    )
 }
 
 type Received = (Vec<u8>, Vec<(String, String)>);
@@ -280,9 +242,7 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     // The index answers the JSON API: one row per alert id, the readings, the CSV export.
     let from = t0 - 1.0;
     let to = t0 + 10.0;
-    let alerts_json: serde_json::Value =
-        serde_json::from_str(&body(&http_get(port, &format!("/api/alerts?sensor={hot}")).unwrap()))
-            .unwrap();
+    let alerts_json = get_json(port, &format!("/api/alerts?sensor={hot}"));
     let mut listed: Vec<(String, String)> = alerts_json
         .as_array()
         .unwrap()
@@ -294,27 +254,36 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
         listed,
         vec![("instant".into(), "cleared".into()), ("offline".into(), "open".into())]
     );
-    let readings_json: serde_json::Value = serde_json::from_str(&body(
-        &http_get(port, &format!("/api/readings?sensor={hot}&from={from}&to={to}")).unwrap(),
-    ))
-    .unwrap();
+    let readings_json = get_json(port, &format!("/api/readings?sensor={hot}&from={from}&to={to}"));
     assert_eq!(readings_json["readings"].as_array().unwrap().len(), temps.len());
-    let csv = body(
-        &http_get(port, &format!("/api/export.csv?sensor={hot}&from={from}&to={to}")).unwrap(),
-    );
+    let csv = get(port, &format!("/api/export.csv?sensor={hot}&from={from}&to={to}")).unwrap().body;
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "timestamp,sensor_id,temperature");
     assert_eq!(lines[1], format!("{},{hot},70", t0 as i64));
     assert_eq!(lines.len(), 1 + temps.len());
-    let refused = http_get(port, "/api/alerts?severity=bogus").unwrap();
-    assert!(
-        refused.starts_with("HTTP/1.0 400") || refused.starts_with("HTTP/1.1 400"),
-        "{refused}"
-    );
+    let refused = get(port, "/api/alerts?severity=bogus").unwrap();
+    assert_eq!(refused.status, 400, "{refused:?}");
 
     // The server-rendered overview shows the sensor.
-    let page = http_get(port, "/").expect("the page is served");
+    let page = get(port, "/").expect("the page is served").body;
     assert!(page.contains(&format!("data-sensor=\"{hot}\"")), "overview lacks {hot}");
+
+    // The consumer's lag, per partition, from librdkafka's statistics of the real broker:
+    // once everything is read and committed, none is left on any partition it holds.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let metrics = get(port, "/metrics").unwrap_or_default().body;
+        let lag: Vec<f64> = metrics
+            .lines()
+            .filter(|l| l.starts_with("thermoalert_consumer_lag{partition=\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect();
+        if !lag.is_empty() && lag.iter().all(|&n| n == 0.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "consumer lag never reached 0: {lag:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Readings of `sensors` simulated sensors named `<prefix>sensorN`, one per second each,
@@ -406,15 +375,13 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     let mut server = start_server_logging_to(data.path(), &group, free_port(), "server1.log");
     produce(&readings[..half]).await;
     wait_archived(1).await;
-    server.child.kill().expect("kill -9");
-    server.child.wait().unwrap();
+    server.kill();
     // Crash 2, once the first half is durable and committed: the restart must continue the
     // open episodes from the saved state, since nothing is replayed.
     let mut server = start_server_logging_to(data.path(), &group, free_port(), "server2.log");
     wait_archived(half).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    server.child.kill().expect("kill -9");
-    server.child.wait().unwrap();
+    server.kill();
 
     produce(&readings[half..]).await;
     let port = free_port();
@@ -426,10 +393,8 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     for i in 1..=sensors {
         let sensor = format!("{prefix}sensor{i}");
         loop {
-            let page: serde_json::Value =
-                http_get(port, &format!("/api/readings?sensor={sensor}&from={from}&to={to}"))
-                    .map(|r| serde_json::from_str(&body(&r)).unwrap_or_default())
-                    .unwrap_or_default();
+            let page =
+                get_json(port, &format!("/api/readings?sensor={sensor}&from={from}&to={to}"));
             let n = page["readings"].as_array().map_or(0, Vec::len);
             if n == seconds {
                 break;
@@ -443,14 +408,10 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     let mut sensors_param: Vec<String> =
         (1..=sensors).map(|i| format!("{prefix}sensor{i}")).collect();
     sensors_param.push(format!("{prefix}span"));
-    let listed: serde_json::Value = serde_json::from_str(&body(
-        &http_get(
-            port,
-            &format!("/api/alerts?kind=instant&limit=10000&sensor={}", sensors_param.join(",")),
-        )
-        .unwrap(),
-    ))
-    .unwrap();
+    let listed = get_json(
+        port,
+        &format!("/api/alerts?kind=instant&limit=10000&sensor={}", sensors_param.join(",")),
+    );
     let mut got: BTreeMap<String, AlertState> = BTreeMap::new();
     for a in listed.as_array().unwrap() {
         let alert: Alert = serde_json::from_value(a.clone()).unwrap();
@@ -595,9 +556,7 @@ async fn a_broker_outage_is_survived_and_nothing_is_lost() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    let status_of = |path: &str| -> String {
-        http_get(port, path).unwrap_or_default().lines().next().unwrap_or_default().to_owned()
-    };
+    let status_of = |path: &str| get(port, path).unwrap_or_default().status;
 
     produce(&readings[..half]).await;
     wait_archived(half, 60).await;
@@ -607,10 +566,10 @@ async fn a_broker_outage_is_survived_and_nothing_is_lost() {
     let back = BrokerBack;
     services(&["stop", "kafka"]);
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert!(status_of("/healthz").contains(" 200"), "alive during the outage");
-    let ready = http_get(port, "/readyz").unwrap();
-    assert!(ready.lines().next().unwrap().contains(" 503"), "{ready}");
-    assert!(body(&ready).contains("Kafka unreachable"), "{ready}");
+    assert_eq!(status_of("/healthz"), 200, "alive during the outage");
+    let ready = get(port, "/readyz").unwrap();
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(ready.body.contains("Kafka unreachable"), "{ready:?}");
     drop(back);
 
     // Once it is back, the pipeline resumes: the second half arrives, nothing is lost and
@@ -620,7 +579,7 @@ async fn a_broker_outage_is_survived_and_nothing_is_lost() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(archived(), readings.len(), "every reading archived once");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !status_of("/readyz").contains(" 200") {
+    while status_of("/readyz") != 200 {
         assert!(Instant::now() < deadline, "not ready again after the outage");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -637,33 +596,10 @@ impl Drop for HdfsBack {
     }
 }
 
-/// Commits `group`'s offsets at the end of the readings topic, so that a server joining it
-/// skips what earlier tests and benchmarks left in the topic.
-#[cfg(feature = "hdfs")]
-fn start_group_at_end(group: &str) {
-    use rdkafka::consumer::{BaseConsumer, CommitMode};
-    use rdkafka::{Offset, TopicPartitionList};
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let md = c.fetch_metadata(Some(topics::READINGS), Duration::from_secs(10)).unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics()[0].partitions() {
-        let (_, hi) =
-            c.fetch_watermarks(topics::READINGS, p.id(), Duration::from_secs(10)).unwrap();
-        tpl.add_partition_offset(topics::READINGS, p.id(), Offset::Offset(hi)).unwrap();
-    }
-    c.commit(&tpl, CommitMode::Sync).unwrap();
-}
-
 /// The readings of `sensor` the server's history holds in `[from, to)`.
 #[cfg(feature = "hdfs")]
 fn history_count(port: u16, sensor: &str, from: f64, to: f64) -> Option<usize> {
-    let page: serde_json::Value =
-        http_get(port, &format!("/api/readings?sensor={sensor}&from={from}&to={to}"))
-            .and_then(|r| serde_json::from_str(&body(&r)).ok())?;
+    let page = get_json(port, &format!("/api/readings?sensor={sensor}&from={from}&to={to}"));
     page["readings"].as_array().map(Vec::len)
 }
 
@@ -682,7 +618,7 @@ async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
     let port = free_port();
     let hdfs = [("THERMO_HDFS_URL", "hdfs://127.0.0.1:9000")];
     let group = format!("it-nn-{nonce}");
-    start_group_at_end(&group);
+    common::commit_group_at_end(&brokers(), &group);
     let _server = start_server_with(data.path(), &group, port, "server.log", &hdfs);
     let (from, to) = (t0 - 1.0, t0 + seconds as f64 + 1.0);
     let wait_all = |each: usize, secs: u64| {
@@ -701,7 +637,7 @@ async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
                         break;
                     }
                     if Instant::now() > deadline {
-                        let metrics = http_get(port, "/metrics").unwrap_or_default();
+                        let metrics = get(port, "/metrics").unwrap_or_default().body;
                         let counts: Vec<&str> = metrics
                             .lines()
                             .filter(|l| l.starts_with("thermoalert_") && !l.contains("bucket"))
@@ -722,9 +658,9 @@ async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
     services(&["stop", "hdfs"]);
     produce(&readings[half..]).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let ready = http_get(port, "/readyz").unwrap_or_default();
-    assert!(ready.lines().next().unwrap_or_default().contains(" 503"), "{ready}");
-    assert!(body(&ready).contains("archive"), "{ready}");
+    let ready = get(port, "/readyz").unwrap_or_default();
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert!(ready.body.contains("archive"), "{ready:?}");
     drop(back);
     wait_all(seconds, 180).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

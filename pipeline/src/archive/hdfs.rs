@@ -2,6 +2,7 @@
 //! them off the async runtime. The process needs libjvm on its library path and the Hadoop
 //! client jars in `CLASSPATH` (`scripts/services.sh env` prints both).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,6 +10,9 @@ use std::time::{Duration, Instant};
 use hdrs::{Client, ClientBuilder};
 
 use super::{Store, StoreError};
+
+/// Files a flush appends to at once (each append is mostly waiting on round trips).
+const CONCURRENT_APPENDS: usize = 8;
 
 /// A failed write makes a new client at most this often (each one keeps a few JVM threads).
 const RENEW_EVERY: Duration = Duration::from_secs(20);
@@ -23,7 +27,15 @@ const RENEW_EVERY: Duration = Duration::from_secs(20);
 pub struct HdfsStore {
     url: String,
     session: Mutex<Session>,
+    /// The length of each file as this store's last append left it, whole lines only: when
+    /// a file still has that length its tail needs no check for a torn line (a read that
+    /// costs a round trip to the DataNode per append).
+    whole: Mutex<HashMap<String, u64>>,
 }
+
+/// Files remembered in `whole` at most (hours of a few thousand sensors); past that the
+/// memory is dropped and the next appends check their tails again.
+const REMEMBERED_FILES: usize = 50_000;
 
 struct Session {
     client: Arc<Client>,
@@ -44,7 +56,11 @@ impl HdfsStore {
         // libhdfs connects lazily: ask for the root so an unreachable NameNode fails here.
         client.metadata("/").map_err(wrap("reach the NameNode at"))?;
         let session = Session { client: Arc::new(client), since: Instant::now() };
-        Ok(HdfsStore { url: url.to_owned(), session: Mutex::new(session) })
+        Ok(HdfsStore {
+            url: url.to_owned(),
+            session: Mutex::new(session),
+            whole: Mutex::new(HashMap::new()),
+        })
     }
 
     fn client(&self) -> Arc<Client> {
@@ -82,23 +98,45 @@ impl HdfsStore {
                 .open(path)
                 .map_err(err("create", path))?,
         };
-        if let Some(len) = existing.filter(|&len| len > 0) {
+        let known_whole = existing.is_some_and(|len| self.whole_at(path) == Some(len));
+        let mut written = bytes.len() as u64;
+        if let Some(len) = existing.filter(|&len| len > 0 && !known_whole) {
             let mut last = [0u8; 1];
             let reader = client.open_file().read(true).open(path).map_err(err("open", path))?;
             reader.read_at(&mut last, len - 1).map_err(err("read", path))?;
             if last[0] != b'\n' {
                 f.write_all(b"\n").map_err(err("write", path))?;
+                written += 1;
             }
         }
         f.write_all(bytes).map_err(err("write", path))?;
         // Closing completes the block on the DataNode: the data is durable after this.
-        f.try_close().map_err(err("close", path))
+        f.try_close().map_err(err("close", path))?;
+        if bytes.ends_with(b"\n") {
+            self.remember_whole(path, existing.unwrap_or(0) + written);
+        }
+        Ok(())
+    }
+
+    fn whole_at(&self, path: &str) -> Option<u64> {
+        self.whole.lock().expect("hdfs tails lock").get(path).copied()
+    }
+
+    fn remember_whole(&self, path: &str, len: u64) {
+        let mut whole = self.whole.lock().expect("hdfs tails lock");
+        if whole.len() >= REMEMBERED_FILES {
+            whole.clear();
+        }
+        whole.insert(path.to_owned(), len);
     }
 }
 
 /// A client of its own (not libhdfs's cached, shared file system instance): its own lease.
 fn new_client(url: &str) -> std::io::Result<Client> {
-    ClientBuilder::new(url).with_config("fs.hdfs.impl.disable.cache", "true").connect()
+    ClientBuilder::new(url)
+        .with_config("fs.hdfs.impl.disable.cache", "true")
+        .with_config("dfs.client.block.write.locateFollowingBlock.initial.delay.ms", "10")
+        .connect()
 }
 
 fn err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -167,5 +205,9 @@ impl Store for HdfsStore {
 
     fn location(&self) -> String {
         self.url.clone()
+    }
+
+    fn concurrent_appends(&self) -> usize {
+        CONCURRENT_APPENDS
     }
 }

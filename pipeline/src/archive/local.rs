@@ -112,6 +112,11 @@ impl Store for LocalStore {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
+
+    fn concurrent_appends(&self) -> usize {
+        // Each append waits for its own fsync; the disk takes several at once.
+        4
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ mod hdfs;
 pub use hdfs::HdfsStore;
 
 use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rustc_hash::FxHashMap;
 
@@ -49,6 +51,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn list(&self, dir: &str) -> Result<Vec<String>, StoreError>;
     /// Where the data goes, for logs (`/var/lib/…`, `hdfs://…`).
     fn location(&self) -> String;
+    /// How many files a batch appends to at once. Each HDFS append waits for round trips
+    /// to the NameNode and the DataNode, so doing several at once is what keeps a flush of
+    /// many sensors short there.
+    fn concurrent_appends(&self) -> usize {
+        1
+    }
 }
 
 /// The archive's top-level streams and their roots (the seed's layout).
@@ -256,19 +264,49 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Writes every file durably. Blocking; on error, nothing may be committed and the batch
-    /// is returned so the caller can retry it.
+    /// Writes every file durably, up to [`Store::concurrent_appends`] at a time. Blocking; on
+    /// error, nothing may be committed and the files not yet written are returned so the
+    /// caller can retry them (a retry must not append twice).
     pub fn write(self, store: &dyn Store) -> Result<Vec<ArchiveFile>, (Batch, StoreError)> {
-        for (i, f) in self.files.iter().enumerate() {
-            if let Err(e) = store.append_file(&f.path, &f.contents) {
-                // Keep only the files not yet appended to: a retry must not append twice.
-                let mut files = self.files;
-                let rest = files.split_off(i);
-                drop(files);
-                return Err((Batch { files: rest }, e));
+        let workers = store.concurrent_appends().clamp(1, self.files.len().max(1));
+        let done: Vec<AtomicBool> = self.files.iter().map(|_| AtomicBool::new(false)).collect();
+        let next = AtomicUsize::new(0);
+        let failure: Mutex<Option<StoreError>> = Mutex::new(None);
+        let work = || {
+            // After a failure, no new file is started: the store is likely down.
+            while failure.lock().expect("batch failure lock").is_none() {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = self.files.get(i) else { return };
+                match store.append_file(&f.path, &f.contents) {
+                    Ok(()) => done[i].store(true, Ordering::Relaxed),
+                    Err(e) => {
+                        failure.lock().expect("batch failure lock").get_or_insert(e);
+                    }
+                }
+            }
+        };
+        if workers == 1 {
+            work();
+        } else {
+            std::thread::scope(|scope| {
+                for _ in 0..workers {
+                    scope.spawn(work);
+                }
+            });
+        }
+        match failure.into_inner().expect("batch failure lock") {
+            None => Ok(self.files),
+            Some(e) => {
+                let rest = self
+                    .files
+                    .into_iter()
+                    .zip(done)
+                    .filter(|(_, done)| !done.load(Ordering::Relaxed))
+                    .map(|(f, _)| f)
+                    .collect();
+                Err((Batch { files: rest }, e))
             }
         }
-        Ok(self.files)
     }
 
     pub fn records(&self) -> usize {
@@ -341,6 +379,74 @@ mod tests {
         assert!(paths[2].ends_with("00_w-001.jsonl"), "{}", paths[2]);
         assert_eq!(paths[2], paths[3]);
         assert!(paths[4].ends_with("00_w-002.jsonl"), "{}", paths[4]);
+    }
+
+    /// A local store whose appends to paths containing `fail` fail while `failing` is set.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: LocalStore,
+        fail: &'static str,
+        failing: AtomicBool,
+        appends: AtomicUsize,
+    }
+
+    impl Store for Flaky {
+        fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.write_file(path, bytes)
+        }
+        fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.appends.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) && path.contains(self.fail) {
+                let source = std::io::Error::other("injected");
+                return Err(StoreError { op: "append", path: path.into(), source });
+            }
+            self.inner.append_file(path, bytes)
+        }
+        fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
+            self.inner.read_file(path)
+        }
+        fn delete_file(&self, path: &str) -> Result<(), StoreError> {
+            self.inner.delete_file(path)
+        }
+        fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(dir)
+        }
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn concurrent_appends(&self) -> usize {
+            4
+        }
+    }
+
+    #[test]
+    fn a_failed_batch_returns_exactly_the_files_not_written_and_a_retry_completes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Flaky {
+            inner: LocalStore::new(dir.path()),
+            fail: "/s13/",
+            failing: AtomicBool::new(true),
+            appends: AtomicUsize::new(0),
+        };
+        let mut buf = ArchiveBuffer::new("w");
+        for s in 0..40 {
+            buf.push_reading(&reading(&format!("s{s}"), 1.0));
+        }
+        let (rest, e) = buf.take_batch().write(&store).unwrap_err();
+        assert!(e.to_string().contains("/s13/"), "{e}");
+        assert!(rest.files.iter().any(|f| f.path.contains("/s13/")));
+        let written = 40 - rest.files.len();
+        assert_eq!(store.appends.load(Ordering::SeqCst), written + 1, "one failed try");
+
+        store.failing.store(false, Ordering::SeqCst);
+        let retried = rest.write(&store).unwrap();
+        assert_eq!(retried.len(), 40 - written);
+        // Every sensor's file holds its reading once: nothing lost, nothing appended twice.
+        for s in 0..40 {
+            let path = format!("/temperature_data/s{s}/1970-01-01/00_w-000.jsonl");
+            let text = String::from_utf8(store.read_file(&path).unwrap()).unwrap();
+            assert_eq!(text.lines().count(), 1, "{path}");
+        }
     }
 
     #[test]

@@ -1,0 +1,129 @@
+//! What the server's integration tests and its benchmark all need to drive a real server
+//! process from outside: a free port, a raw HTTP GET, the server child with its log, and a
+//! consumer group that starts at the end of the readings topic. Each test crate uses a part.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use thermoalert_pipeline::topics;
+
+/// A port nothing listens on (the OS picked it; it is free again once this returns).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server's answer to [`get`].
+#[derive(Debug, Default)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Response {
+    pub fn ok(&self) -> bool {
+        self.status == 200
+    }
+}
+
+/// `GET path` over HTTP/1.0 on 127.0.0.1, or `None` when nothing answers (in 10 s).
+pub fn get(port: u16, path: &str) -> Option<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some(Response { status, body: body.to_owned() })
+}
+
+/// The body of `GET path` parsed as JSON (`Null` when there is none).
+pub fn get_json(port: u16, path: &str) -> serde_json::Value {
+    get(port, path).and_then(|r| serde_json::from_str(&r.body).ok()).unwrap_or_default()
+}
+
+/// The `thermoalert` binary Cargo built for these tests.
+pub fn thermoalert() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_thermoalert"))
+}
+
+/// A server process writing its output to a log file; killed when dropped, and its log
+/// printed then if the test is failing.
+pub struct Server {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(command: &mut Command, log: PathBuf) -> Server {
+        let file = std::fs::File::create(&log).unwrap();
+        let out = file.try_clone().unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(file)
+            .spawn()
+            .expect("the server binary starts");
+        Server { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `done` until it holds; fails at once if the server exits, or after `seconds`.
+    pub fn wait_for(&mut self, what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while !done() {
+            if let Some(exit) = self.child.try_wait().unwrap() {
+                panic!("{what}: the server exited ({exit})");
+            }
+            assert!(Instant::now() < deadline, "{what}: not within {seconds} s");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// kill -9, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- server log {} ---\n{}", self.log.display(), self.log());
+        }
+    }
+}
+
+/// Commits `group`'s offsets at the end of the readings topic, so that a server joining the
+/// group reads only what is produced from now on, not what earlier runs left in the topic.
+pub fn commit_group_at_end(brokers: &str, group: &str) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let metadata = c.fetch_metadata(Some(topics::READINGS), timeout).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        let (_, high) = c.fetch_watermarks(topics::READINGS, p.id(), timeout).unwrap();
+        tpl.add_partition_offset(topics::READINGS, p.id(), Offset::Offset(high)).unwrap();
+    }
+    if tpl.count() > 0 {
+        c.commit(&tpl, CommitMode::Sync).expect("the group's offsets are committed");
+    }
+}
