@@ -21,16 +21,26 @@ pub struct SensorView {
 }
 
 impl SensorView {
-    /// The view after `reading` (classified as `level`) arrives on top of `self`.
-    pub fn next(prev: Option<&SensorView>, reading: &Reading, level: Level) -> SensorView {
+    /// The view of a sensor's first `reading` (classified as `level`).
+    pub fn first(reading: &Reading, level: Level) -> SensorView {
         SensorView {
             sensor_id: reading.sensor_id.clone(),
             timestamp: reading.timestamp,
             temperature: reading.temperature,
             level,
-            previous: prev.map(|p| p.temperature),
+            previous: None,
             offline: false,
         }
+    }
+
+    /// Moves the view on to the sensor's next `reading`, in place (no allocation: this runs
+    /// for every reading).
+    pub fn advance(&mut self, reading: &Reading, level: Level) {
+        self.previous = Some(self.temperature);
+        self.timestamp = reading.timestamp;
+        self.temperature = reading.temperature;
+        self.level = level;
+        self.offline = false;
     }
 }
 
@@ -154,8 +164,17 @@ mod hub {
             let view = {
                 let mut board = self.board.write().expect("live board lock");
                 board.readings_seen += 1;
-                let view = SensorView::next(board.sensors.get(&reading.sensor_id), reading, level);
-                board.sensors.insert(reading.sensor_id.clone(), view.clone());
+                let view = match board.sensors.get_mut(reading.sensor_id.as_str()) {
+                    Some(view) => {
+                        view.advance(reading, level);
+                        view.clone()
+                    }
+                    None => {
+                        let view = SensorView::first(reading, level);
+                        board.sensors.insert(reading.sensor_id.clone(), view.clone());
+                        view
+                    }
+                };
                 let trail = match board.trails.get_mut(&reading.sensor_id) {
                     Some(t) => t,
                     None => board.trails.entry(reading.sensor_id.clone()).or_default(),

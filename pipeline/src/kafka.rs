@@ -278,6 +278,15 @@ pub fn committed<C: ConsumerContext>(
         .collect())
 }
 
+/// How the readings consumer prefetches. librdkafka stops fetching a partition once
+/// `queued.min.messages` of it wait in the local queue, and by default looks again only after
+/// `fetch.queue.backoff.ms` = 1 s: a consumer faster than 100 000 messages per partition and
+/// second then idles most of each second (measured: the pipeline drained 175 000/s and went
+/// idle ~80 % of the time; BENCHMARKS.md, issue 7). Looking again after 20 ms keeps the
+/// queue fed; the queue's size bound is unchanged. The benchmark's raw consumer uses the same
+/// settings, so the limit it measures is this consumer's.
+pub const READINGS_PREFETCH: [(&str, &str); 1] = [("fetch.queue.backoff.ms", "2")];
+
 /// The readings consumer's type.
 pub type ReadingsConsumer = StreamConsumer<ReadingsContext>;
 
@@ -290,7 +299,11 @@ pub fn readings_consumer(
     rebalances: Rebalances,
     lag: LagReport,
 ) -> Result<ReadingsConsumer, KafkaAdapterError> {
-    let consumer: ReadingsConsumer = base_config(brokers)
+    let mut config = base_config(brokers);
+    for (key, value) in READINGS_PREFETCH {
+        config.set(key, value);
+    }
+    let consumer: ReadingsConsumer = config
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")

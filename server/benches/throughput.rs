@@ -12,6 +12,7 @@
 //!
 //!     scripts/services.sh start kafka
 //!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
+//!         [--throughput-only]
 //!     cargo test -p thermoalert --bench throughput -- --smoke
 
 #[path = "../tests/common/mod.rs"]
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{Server, commit_group_at_end, free_port, get};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use thermoalert_pipeline::topics;
+use thermoalert_pipeline::{kafka, topics};
 
 struct Args {
     readings: u64,
@@ -44,6 +45,8 @@ struct Args {
     memory_seconds: u32,
     record: bool,
     smoke: bool,
+    /// Stop after the throughput figures (for profiling runs).
+    throughput_only: bool,
 }
 
 fn args() -> Args {
@@ -59,6 +62,7 @@ fn args() -> Args {
         memory_seconds: 30,
         record: false,
         smoke: false,
+        throughput_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -68,6 +72,7 @@ fn args() -> Args {
             }
             "--sensors" => a.sensors = it.next().and_then(|v| v.parse().ok()).expect("--sensors N"),
             "--record" => a.record = true,
+            "--throughput-only" => a.throughput_only = true,
             "--smoke" => {
                 a.smoke = true;
                 a.readings = 20_000;
@@ -118,6 +123,9 @@ fn main() {
         pipe_n as f64 / pipe_s
     );
 
+    if a.throughput_only {
+        return;
+    }
     let latency = latency_phase(bin, &a, &format!("bench-lat-{nonce}"));
     eprintln!("latency: {latency}");
     let memory = memory_phase(bin, &a, &format!("bench-mem-{nonce}"));
@@ -199,7 +207,12 @@ fn topic_size(brokers: &str) -> u64 {
 /// Reads the whole topic in a fresh group, touching nothing but the payload length; the
 /// time runs from the first message (group joins are not throughput).
 fn raw_consume(brokers: &str, group: &str, total: u64) -> (u64, f64) {
-    let c: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    // The pipeline's own prefetch settings: the limit measured is that of its consumer.
+    for (key, value) in kafka::READINGS_PREFETCH {
+        config.set(key, value);
+    }
+    let c: BaseConsumer = config
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")

@@ -336,7 +336,11 @@ impl Ingest {
             return Ok(());
         }
         if let Some(previous) = in_flight.take() {
+            let waited = (!previous.is_finished()).then(std::time::Instant::now);
             previous.await.context("a flush panicked")??;
+            if let Some(since) = waited {
+                telemetry::paused(since.elapsed());
+            }
         }
         // The core's state as of the last consumed message, made durable together with it.
         let mut changed = Vec::new();

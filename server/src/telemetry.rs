@@ -28,6 +28,7 @@ pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
 pub const SSE_LAGGED: &str = "thermoalert_sse_lagged_events_total";
 pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
 pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
+pub const PAUSES: &str = "thermoalert_consumption_pause_seconds";
 
 /// Installs the global recorder; call once, at start.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -65,6 +66,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Readings in each partition this instance holds that it has not yet committed \
          (not yet read, or read but not yet durable), by partition."
     );
+    describe_histogram!(
+        PAUSES,
+        "Pauses of consumption waiting for the archive: a flush still running when the next \
+         had to start (the buffer bound reached, a rebalance, shutdown)."
+    );
     Ok(handle)
 }
 
@@ -101,6 +107,10 @@ pub fn core(c: &Counters) {
 pub fn archived(files: usize, bytes: usize) {
     counter!(ARCHIVE_FILES).increment(files as u64);
     counter!(ARCHIVE_BYTES).increment(bytes as u64);
+}
+
+pub fn paused(took: Duration) {
+    histogram!(PAUSES).record(took.as_secs_f64());
 }
 
 pub fn flushed(took: Duration) {

@@ -42,6 +42,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// earlier crash left the file ending mid-line, a newline is written first so that the
     /// torn record cannot swallow the next one.
     fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Appends like [`Store::append_file`] but may return before the data is durable:
+    /// [`Store::sync`] makes every such append durable. A store where one sync of many
+    /// appends is cheaper than one per append overrides both.
+    fn append_deferred(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.append_file(path, bytes)
+    }
+    /// Makes every [`Store::append_deferred`] so far durable.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Reads a whole file.
     fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError>;
     /// Deletes a file; deleting one that does not exist is not an error (a retried
@@ -264,9 +274,11 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Writes every file durably, up to [`Store::concurrent_appends`] at a time. Blocking; on
-    /// error, nothing may be committed and the files not yet written are returned so the
-    /// caller can retry them (a retry must not append twice).
+    /// Writes every file durably: appends, up to [`Store::concurrent_appends`] at a time,
+    /// then one [`Store::sync`]. Blocking; on error nothing may be committed, and the files
+    /// not yet appended to are returned so the caller can retry them (a retry must not
+    /// append twice). If only the sync failed, every file is returned: the retry may write
+    /// lines a second time, which readers drop as exact repeats, as after a crash.
     pub fn write(self, store: &dyn Store) -> Result<Vec<ArchiveFile>, (Batch, StoreError)> {
         let workers = store.concurrent_appends().clamp(1, self.files.len().max(1));
         let done: Vec<AtomicBool> = self.files.iter().map(|_| AtomicBool::new(false)).collect();
@@ -277,7 +289,7 @@ impl Batch {
             while failure.lock().expect("batch failure lock").is_none() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(f) = self.files.get(i) else { return };
-                match store.append_file(&f.path, &f.contents) {
+                match store.append_deferred(&f.path, &f.contents) {
                     Ok(()) => done[i].store(true, Ordering::Relaxed),
                     Err(e) => {
                         failure.lock().expect("batch failure lock").get_or_insert(e);
@@ -295,7 +307,11 @@ impl Batch {
             });
         }
         match failure.into_inner().expect("batch failure lock") {
-            None => Ok(self.files),
+            None if self.files.is_empty() => Ok(self.files),
+            None => match store.sync() {
+                Ok(()) => Ok(self.files),
+                Err(e) => Err((self, e)),
+            },
             Some(e) => {
                 let rest = self
                     .files
@@ -388,6 +404,7 @@ mod tests {
         fail: &'static str,
         failing: AtomicBool,
         appends: AtomicUsize,
+        failing_sync: AtomicBool,
     }
 
     impl Store for Flaky {
@@ -411,6 +428,16 @@ mod tests {
         fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
             self.inner.list(dir)
         }
+        fn append_deferred(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.append_file(path, bytes)
+        }
+        fn sync(&self) -> Result<(), StoreError> {
+            if self.failing_sync.load(Ordering::SeqCst) {
+                let source = std::io::Error::other("injected");
+                return Err(StoreError { op: "sync", path: "/".into(), source });
+            }
+            self.inner.sync()
+        }
         fn location(&self) -> String {
             self.inner.location()
         }
@@ -427,6 +454,7 @@ mod tests {
             fail: "/s13/",
             failing: AtomicBool::new(true),
             appends: AtomicUsize::new(0),
+            failing_sync: AtomicBool::new(false),
         };
         let mut buf = ArchiveBuffer::new("w");
         for s in 0..40 {
@@ -447,6 +475,17 @@ mod tests {
             let text = String::from_utf8(store.read_file(&path).unwrap()).unwrap();
             assert_eq!(text.lines().count(), 1, "{path}");
         }
+
+        // A failed sync leaves every append's durability unknown: the whole batch comes
+        // back, and once written again it is durable (the repeats are dropped by readers).
+        store.failing_sync.store(true, Ordering::SeqCst);
+        buf.push_reading(&reading("s1", 2.0));
+        buf.push_reading(&reading("s2", 2.0));
+        let (rest, e) = buf.take_batch().write(&store).unwrap_err();
+        assert!(e.to_string().starts_with("sync"), "{e}");
+        assert_eq!(rest.files.len(), 2);
+        store.failing_sync.store(false, Ordering::SeqCst);
+        assert_eq!(rest.write(&store).unwrap().len(), 2);
     }
 
     #[test]
