@@ -59,11 +59,12 @@ phase "start kafka + hdfs" scripts/services.sh start
 phase "integration tests" integration
 browser() {
   # The embedded default, on a fresh data directory the tests read back, with frequent
-  # excursions so that alerts exist within seconds and a flush every second.
+  # excursions so that alerts exist within seconds, a flush every second, and the test
+  # operator of end2end/operators.test.
   local data
   data=$(mktemp -d)
   THERMO_DATA_DIR=$data THERMO_SIM_EXCURSION_CHANCE=0.05 THERMO_FLUSH_INTERVAL=1s \
-    cargo leptos end-to-end
+    THERMO_OPERATORS_FILE=$ROOT/end2end/operators.test cargo leptos end-to-end
   rm -rf "$data"
 }
 

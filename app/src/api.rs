@@ -156,8 +156,7 @@ pub async fn list_alerts(query: AlertQuery) -> Result<Vec<AlertRow>, ServerFnErr
 #[server(endpoint = "acknowledge")]
 pub async fn acknowledge(alert_id: String) -> Result<AlertAck, ServerFnError> {
     crate::query::validate_alert_id(&alert_id).map_err(ServerFnError::new)?;
-    // Until operators log in (issue 9), every acknowledgement is the operator's.
-    let by = "operator".to_owned();
+    let by = crate::account::require_operator().await?;
     let at_ms = server::now_ms();
     let found = server::history()?
         .index()
@@ -210,6 +209,7 @@ pub async fn set_thresholds(
     critical: f64,
     hysteresis: f64,
 ) -> Result<Thresholds, ServerFnError> {
+    let by = crate::account::require_operator().await?;
     crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
     let thresholds = Thresholds { high, critical, hysteresis };
     thresholds.validate().map_err(|e| ServerFnError::new(e.to_string()))?;
@@ -219,7 +219,7 @@ pub async fn set_thresholds(
         .await
         .map_err(server::unavailable)?;
     server::settings()?.set(&sensor_id, thresholds);
-    tracing::info!(sensor = %sensor_id, ?thresholds, "thresholds changed from the dashboard");
+    tracing::info!(sensor = %sensor_id, ?thresholds, operator = %by, "thresholds changed from the dashboard");
     Ok(thresholds)
 }
 

@@ -1,7 +1,10 @@
 //! ThermoAlert's web app. Compiled twice: with `ssr` for the server (first paint, server
 //! functions) and with `hydrate` for the browser (live updates over Server-Sent Events).
 
+pub mod account;
 pub mod api;
+#[cfg(feature = "ssr")]
+pub mod auth;
 pub mod chart;
 pub mod components;
 pub mod format;
@@ -20,6 +23,8 @@ use leptos_router::{ParamSegment, StaticSegment};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -34,6 +39,28 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
+    }
+}
+
+/// The page's Content-Security-Policy header: scripts only from this site and only those
+/// Leptos marks with this response's nonce (its hydration and resource scripts; what they
+/// import follows through `'strict-dynamic'`), WASM compiled from them, no framing, forms
+/// and connections to this site only. Inline `style` attributes stay allowed (the SVG charts
+/// carry them); inline scripts without the nonce do not run.
+#[cfg(feature = "ssr")]
+fn content_security_policy() {
+    let (Some(nonce), Some(response)) =
+        (leptos::nonce::use_nonce(), use_context::<leptos_axum::ResponseOptions>())
+    else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&policy) {
+        response.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
     }
 }
 
@@ -57,12 +84,14 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Overview"</A>
                     <A href="/alerts">"Alerts"</A>
                 </nav>
+                <account::OperatorCorner/>
             </header>
             <HealthBanner/>
             <main>
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=StaticSegment("") view=pages::overview::OverviewPage/>
                     <Route path=StaticSegment("alerts") view=pages::alerts::AlertsPage/>
+                    <Route path=StaticSegment("login") view=account::LoginPage/>
                     <Route
                         path=(StaticSegment("sensors"), ParamSegment("id"))
                         view=pages::sensor::SensorPage

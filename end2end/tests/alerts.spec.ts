@@ -1,4 +1,5 @@
 import { expect, test, type Page } from "@playwright/test";
+import { logIn, OPERATOR } from "./operator";
 
 // The test command runs the server with frequent simulated excursions, so alerts exist
 // within seconds; wait for the index to hold some.
@@ -51,7 +52,7 @@ test("alerts are filtered by severity and sensor, and the URL keeps the filters"
 
 test("an acknowledgement shows at once on another open page", async ({ browser, page }) => {
   await someAlerts(page);
-  await page.goto("/alerts");
+  await logIn(page, "/alerts");
   await hydrated(page);
   const row = page.locator("tr.alert-row:not(.acknowledged)").first();
   await expect(row).toBeVisible();
@@ -67,7 +68,7 @@ test("an acknowledgement shows at once on another open page", async ({ browser, 
   await page.locator(`tr[data-alert="${id}"] button.ack`).click();
   await expect(page.locator(`tr[data-alert="${id}"]`)).toHaveClass(/acknowledged/);
   await expect(mirrored).toHaveClass(/acknowledged/);
-  await expect(mirrored.locator(".acked")).toContainText("operator");
+  await expect(mirrored.locator(".acked")).toContainText(OPERATOR.name);
   // The index keeps it: a fresh load shows it acknowledged.
   await other.reload();
   await expect(other.locator(`tr[data-alert="${id}"]`)).toHaveClass(/acknowledged/);

@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { expect, test } from "@playwright/test";
+import { logIn } from "./operator";
 
 /** Every `timestamp,temperature` line of a sensor in the local archive, in `[from, to)`. */
 function archived(sensor: string, from: number, to: number): string[] {
@@ -83,7 +84,7 @@ test("a hostile sensor id is shown as text, never run or rendered as HTML", asyn
 });
 
 test("thresholds are edited on the sensor page, checked, and kept", async ({ page }) => {
-  await page.goto("/sensors/sensor5");
+  await logIn(page, "/sensors/sensor5");
   await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
   await page.getByText("Edit thresholds").click();
   await page.getByLabel("High (°C)").fill("80");

@@ -30,12 +30,38 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who may read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reads {
+    Public,
+    Operators,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: consume readings, raise alerts, archive, serve the web app (default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Publish simulated sensor readings to Kafka.
     Simulate(SimulateArgs),
+    /// Manage the operators who may acknowledge alerts and change thresholds.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Add an operator, or set a new password for one: the password is read from stdin (the
+    /// first line), its argon2 hash written to the operators file.
+    Add {
+        /// The operator's name: letters, digits, `-`, `_`, `.`.
+        name: String,
+        /// The operators file (`THERMO_DATA_DIR/operators` when unset).
+        #[arg(long, env = "THERMO_OPERATORS_FILE")]
+        operators_file: Option<PathBuf>,
+        /// Where `serve` keeps its data (for the default operators file).
+        #[arg(long, env = "THERMO_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,6 +149,26 @@ pub struct ServeArgs {
     /// (embedded mode only; raise it for a demo with many alerts).
     #[arg(long, env = "THERMO_SIM_EXCURSION_CHANCE", default_value_t = DEFAULT_EXCURSION_CHANCE, value_parser = parse_chance)]
     pub sim_excursion_chance: f64,
+
+    /// The operators file: one `name:<argon2 hash>` per line (`thermoalert operator add`
+    /// writes it). Unset: `THERMO_DATA_DIR/operators`, created at the first start with an
+    /// operator `admin` whose password is logged once.
+    #[arg(long, env = "THERMO_OPERATORS_FILE")]
+    pub operators_file: Option<PathBuf>,
+
+    /// Who may read (pages, the JSON API, the live stream): `public`, or only logged-in
+    /// `operators` (then `/login`, `/healthz`, `/readyz` and `/metrics` stay open).
+    #[arg(long, env = "THERMO_READS", value_enum, default_value_t = Reads::Public)]
+    pub reads: Reads,
+
+    /// Mark the session cookie `Secure` (set when browsers reach the server over HTTPS).
+    #[arg(long, env = "THERMO_SECURE_COOKIE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub secure_cookie: bool,
+}
+
+/// The operators file: the configured one, or `operators` in the data directory.
+pub fn operators_file(configured: &Option<PathBuf>, data_dir: &std::path::Path) -> PathBuf {
+    configured.clone().unwrap_or_else(|| data_dir.join("operators"))
 }
 
 impl ServeArgs {
@@ -158,6 +204,12 @@ impl ServeArgs {
             format!("group={} partitions={}", self.group, self.partitions),
             format!("retention={}", self.retention.map_or("forever".into(), |r| format!("{r:?}"))),
             format!("upkeep_interval={:?}", self.upkeep_interval),
+            format!(
+                "operators_file={} secure_cookie={} reads={:?}",
+                operators_file(&self.operators_file, &self.data_dir).display(),
+                self.secure_cookie,
+                self.reads
+            ),
         ];
         if self.kafka_brokers.is_none() {
             items.push(format!(

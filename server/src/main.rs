@@ -5,6 +5,7 @@ mod api;
 mod config;
 mod feed;
 mod ingest;
+mod operators;
 mod params;
 mod telemetry;
 mod upkeep;
@@ -69,7 +70,8 @@ async fn run() -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Simulate(args)) => simulate(args).await,
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
+        Some(Command::Operator(command)) => operators::run(command),
         // `thermoalert` alone serves, with the flags' environment fallbacks.
         None => serve(Cli::parse_from(["thermoalert", "serve"]).serve_args()).await,
     }
@@ -78,7 +80,7 @@ async fn run() -> anyhow::Result<()> {
 impl Cli {
     fn serve_args(self) -> ServeArgs {
         match self.command {
-            Some(Command::Serve(args)) => args,
+            Some(Command::Serve(args)) => *args,
             _ => unreachable!("parsed from `serve`"),
         }
     }
@@ -135,6 +137,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         core.per_sensor.insert(sensor, saved);
     }
     let (settings, setting_changes) = Settings::new(core.clone());
+    let operators = operators::load(&args)?;
     let gate = ArchiveGate::default();
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
@@ -192,6 +195,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         kafka: producer,
         store,
         settings,
+        operators,
+        reads_need_login: args.reads == config::Reads::Operators,
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")

@@ -20,6 +20,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
 use thermoalert_app::api::{HealthProbe, Problem};
+use thermoalert_app::auth::Operators;
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings::Settings;
 use thermoalert_app::{App, shell};
@@ -42,6 +43,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Thresholds of every sensor, as the pipeline judges them.
     pub settings: Settings,
+    /// Who may write.
+    pub operators: Operators,
+    /// Whether reading needs a login too.
+    pub reads_need_login: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -52,8 +57,8 @@ impl FromRef<AppState> for LeptosOptions {
 
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let (hub, history, settings) =
-        (state.hub.clone(), state.history.clone(), state.settings.clone());
+    let (hub, history, settings, operators) =
+        (state.hub.clone(), state.history.clone(), state.settings.clone(), state.operators.clone());
     let probe_state = state.clone();
     let probe = HealthProbe::new(move || {
         let state = probe_state.clone();
@@ -78,10 +83,14 @@ pub fn router(state: AppState) -> Router {
                 provide_context(history.clone());
                 provide_context(settings.clone());
                 provide_context(probe.clone());
+                provide_context(operators.clone());
             },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), reads_gate))
+        .layer(axum::middleware::from_fn(security_headers))
+        .layer(axum::middleware::from_fn(same_origin))
         .layer(axum::middleware::from_fn(timed))
         .with_state(state)
 }
@@ -195,4 +204,88 @@ async fn stream(
         Some((Ok(event), (rx, client)))
     });
     Sse::new(events).keep_alive(KeepAlive::default())
+}
+
+/// Refuses a write (any method but GET, HEAD and OPTIONS) that a browser says comes from
+/// another site: the `Sec-Fetch-Site` header when the browser sends it, else `Origin` against
+/// `Host`. This is the CSRF protection of the server functions and any write: a page
+/// elsewhere cannot make an operator's browser act with the operator's session. Clients
+/// that are not browsers send neither header and are let through (they carry no ambient
+/// cookie to abuse).
+pub async fn same_origin(request: Request, next: Next) -> Response {
+    use axum::http::Method;
+    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let cross_site = match (text("sec-fetch-site"), text("origin")) {
+        (Some(site), _) => !matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            Some(origin_host) != text("host")
+        }
+        (None, None) => false,
+    };
+    if cross_site {
+        let body = "cross-site requests may not change anything here";
+        return (StatusCode::FORBIDDEN, body).into_response();
+    }
+    next.run(request).await
+}
+
+/// Headers every response carries: no MIME sniffing, no framing, no referrer to other sites,
+/// and a Content-Security-Policy that allows nothing for responses that did not set their
+/// own (pages set theirs, with the nonce of their scripts: `thermoalert_app::shell`).
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    response
+}
+
+/// Paths open to everyone even when reads need a login: the login itself (page, server
+/// function, and what the page around it asks), the site's files, and the probes.
+const OPEN_PATHS: [&str; 7] =
+    ["/login", "/api/login", "/api/whoami", "/api/health", "/healthz", "/readyz", "/metrics"];
+
+/// With `THERMO_READS=operators`, sends a browser without a session to `/login` (and back
+/// afterwards), and answers API calls without one with 401.
+pub async fn reads_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if !state.reads_need_login
+        || OPEN_PATHS.contains(&path)
+        || path.starts_with("/pkg/")
+        || path == "/favicon.ico"
+    {
+        return next.run(request).await;
+    }
+    let cookie = request.headers().get(header::COOKIE).and_then(|v| v.to_str().ok());
+    if state.operators.operator(cookie, Instant::now()).is_some() {
+        return next.run(request).await;
+    }
+    if path.starts_with("/api/") {
+        let body = axum::Json(json!({ "error": "log in as an operator to read this" }));
+        return (StatusCode::UNAUTHORIZED, body).into_response();
+    }
+    let wanted = request.uri().path_and_query().map_or(path, |p| p.as_str());
+    let query: String = url_encode(wanted);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/login?next={query}"))]).into_response()
+}
+
+/// Percent-encodes everything but unreserved characters and `/`.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, get_json, thermoalert};
+use common::{free_port, get, get_json, post_form, thermoalert};
 
 #[test]
 fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
@@ -70,6 +70,34 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     );
     assert!(metrics.contains("thermoalert_flush_seconds"), "{metrics}");
 
+    // Pages carry a nonce-based Content-Security-Policy and the other security headers.
+    let page = get(port, "/").unwrap();
+    let csp = page.header("content-security-policy").unwrap_or_default().to_owned();
+    let nonce = csp.split("'nonce-").nth(1).and_then(|r| r.split('\'').next()).unwrap_or("");
+    assert!(nonce.len() >= 16 && csp.contains("'strict-dynamic'"), "{csp}");
+    assert!(page.body.contains(&format!("nonce=\"{nonce}\"")), "scripts carry the nonce");
+    assert!(csp.contains("frame-ancestors 'none'") && !csp.contains("script-src 'unsafe-inline'"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    let api = get(port, "/api/sensors").unwrap();
+    assert_eq!(
+        api.header("content-security-policy"),
+        Some("default-src 'none'; frame-ancestors 'none'")
+    );
+
+    // Writes: refused from another site before anything runs, and refused without a login.
+    let form = "alert_id=instant-sensor1-1";
+    for cross in ["Origin: http://evil.example", "Sec-Fetch-Site: cross-site"] {
+        let r = post_form(port, "/api/acknowledge", form, &[cross]).unwrap();
+        assert_eq!(r.status, 403, "{cross}: {r:?}");
+    }
+    let same = format!("Origin: http://127.0.0.1:{port}");
+    let r = post_form(port, "/api/acknowledge", form, &[&same]).unwrap();
+    assert!(r.status >= 400 && r.body.contains("log in as an operator"), "{r:?}");
+    let r = post_form(port, "/api/login", "name=admin&password=wrong-password", &[&same]).unwrap();
+    assert!(r.status >= 400 && r.body.contains("wrong name or password"), "{r:?}");
+    assert_eq!(r.header("set-cookie"), None);
+
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -100,6 +128,63 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     assert!(start["fields"]["archive"].as_str().unwrap().ends_with("archive"), "{start}");
     let config = message("effective configuration").expect("the configuration");
     assert!(config["fields"]["config"].as_str().unwrap().contains("flush_interval=300ms"));
+
+    // The first start created an operator `admin`, its password logged once; it logs in.
+    let created = logs
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .find(|m| m.starts_with("created operator `admin` with password "))
+        .expect("the first start names the admin's password");
+    let password = created.split_whitespace().nth(5).unwrap();
+    let ops_file = data.path().join("operators");
+    assert!(std::fs::read_to_string(&ops_file).unwrap().starts_with("admin:$argon2id$"));
+    let ops = thermoalert_app::auth::Operators::load(&ops_file, false).unwrap();
+    assert!(ops.login("admin", password, std::time::Instant::now()).is_some());
+}
+
+#[test]
+fn with_reads_for_operators_only_everything_but_the_login_needs_a_session() {
+    let data = tempfile::tempdir().unwrap();
+    let ops = data.path().join("ops");
+    // The operator is added by the CLI, the password on stdin.
+    let mut add = thermoalert()
+        .args(["operator", "add", "carol", "--operators-file"])
+        .arg(&ops)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    add.stdin.take().unwrap().write_all(b"carol's long password\n").unwrap();
+    assert!(add.wait().unwrap().success());
+
+    let port = free_port();
+    let mut server = common::Server::start(
+        thermoalert()
+            .env("THERMO_DATA_DIR", data.path())
+            .env("THERMO_OPERATORS_FILE", &ops)
+            .env("THERMO_READS", "operators")
+            .env("THERMO_SIM_SENSORS", "2")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("LEPTOS_OUTPUT_NAME", "thermoalert"),
+        data.path().join("server.log"),
+    );
+    server.wait_for("healthz", 60, || get(port, "/healthz").is_some_and(|r| r.ok()));
+    let page = get(port, "/alerts?state=open").unwrap();
+    assert_eq!(page.status, 303);
+    assert_eq!(page.header("location"), Some("/login?next=/alerts%3Fstate%3Dopen"));
+    assert_eq!(get(port, "/api/sensors").unwrap().status, 401);
+    assert_eq!(get(port, "/login").unwrap().status, 200);
+    assert!(!data.path().join("operators").exists(), "no admin when a file is configured");
+
+    let same = format!("Origin: http://127.0.0.1:{port}");
+    let form = "name=carol&password=carol%27s+long+password&next=%2Falerts";
+    let login = post_form(port, "/api/login", form, &[&same]).unwrap();
+    let cookie = login.header("set-cookie").expect("a session cookie").to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let session = cookie.split(';').next().unwrap();
+    let sensors = common::get_with(port, "/api/sensors", &[&format!("Cookie: {session}")]);
+    assert_eq!(sensors.map(|r| r.status), Some(200));
 }
 
 #[test]

@@ -62,8 +62,15 @@ pub fn AlertsPage() -> impl IntoView {
         });
     });
 
+    let ack_error = move || match acknowledge.value().get() {
+        Some(Err(e)) => Some(view! {
+            <p class="error" role="alert" id="ack-error">"Not acknowledged: " {crate::api::explain(e)}</p>
+        }),
+        _ => None,
+    };
     view! {
         <h1>"Alerts"</h1>
+        {ack_error}
         {move || match query.get() {
             Ok(q) => view! { <Filters query=q/> }.into_any(),
             Err(e) => view! {

@@ -19,10 +19,12 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A server's answer to [`get`].
+/// A server's answer to [`get`] or [`post_form`].
 #[derive(Debug, Default)]
 pub struct Response {
     pub status: u16,
+    /// Header names in lower case, in the order sent.
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
@@ -30,18 +32,51 @@ impl Response {
     pub fn ok(&self) -> bool {
         self.status == 200
     }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// `GET path` over HTTP/1.0 on 127.0.0.1, or `None` when nothing answers (in 10 s).
 pub fn get(port: u16, path: &str) -> Option<Response> {
+    get_with(port, path, &[])
+}
+
+/// [`get`] with `headers` (`name: value` lines) added.
+pub fn get_with(port: u16, path: &str, headers: &[&str]) -> Option<Response> {
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    exchange(port, &format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n{extra}\r\n"))
+}
+
+/// `POST path` of a form body, with `headers` (`name: value` lines) added.
+pub fn post_form(port: u16, path: &str, body: &str, headers: &[&str]) -> Option<Response> {
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    exchange(
+        port,
+        &format!(
+            "POST {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn exchange(port: u16, request: &str) -> Option<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    s.write_all(request.as_bytes()).ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    Some(Response { status, body: body.to_owned() })
+    let mut lines = head.lines();
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Some(Response { status, headers, body: body.to_owned() })
 }
 
 /// The body of `GET path` parsed as JSON (`Null` when there is none).
