@@ -127,7 +127,12 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn OperatorCorner() -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
-    let who = Resource::new(move || logout.version().get(), |_| current_operator());
+    // Asked again after a logout and on every navigation (a login ends with one).
+    let location = leptos_router::hooks::use_location();
+    let who = Resource::new(
+        move || (logout.version().get(), location.pathname.get()),
+        |_| current_operator(),
+    );
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
