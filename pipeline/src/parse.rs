@@ -255,6 +255,45 @@ mod tests {
     }
 
     #[test]
+    fn hostile_messages_are_rejected_in_bounded_work_with_a_reason() {
+        let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+        let deep_field = format!(
+            r#"{{"timestamp":1,"sensor_id":"s","temperature":1,"x":{}{}}}"#,
+            "[".repeat(1500),
+            "]".repeat(1500)
+        );
+        let msg = |id: &str| format!(r#"{{"timestamp":1,"sensor_id":"{id}","temperature":1}}"#);
+        let cases: Vec<(String, &str)> = vec![
+            (deep, "bad_json"),
+            (msg(r"s\u0000"), "bad_sensor_id"),
+            (msg(r"s\n1"), "bad_sensor_id"),
+            (msg("température"), "bad_sensor_id"),
+            (msg("s\u{202e}1"), "bad_sensor_id"),
+            (msg(r"..\\..\\windows"), "bad_sensor_id"),
+            (msg("a/b"), "bad_sensor_id"),
+            (msg(&"s".repeat(65)), "bad_sensor_id"),
+            (r#"{"timestamp":1e300,"sensor_id":"s","temperature":1}"#.into(), "from_the_future"),
+            (r#"{"timestamp":NaN,"sensor_id":"s","temperature":1}"#.into(), "bad_json"),
+            (r#"{"timestamp":1,"sensor_id":"s","temperature":Infinity}"#.into(), "bad_json"),
+            ("\u{feff}{}".into(), "bad_json"),
+            ("".into(), "bad_json"),
+            ("\0\0\0".into(), "bad_json"),
+        ];
+        for (input, code) in &cases {
+            let started = std::time::Instant::now();
+            let err = parse(input).expect_err(input);
+            assert_eq!(err.code(), *code, "{input:.80}: {err}");
+            // Bounded: no message takes long, however it is built (generous for debug builds).
+            assert!(started.elapsed() < std::time::Duration::from_millis(200), "{input:.80}");
+        }
+        // Extra fields are ignored however deep (the size limit bounds the work).
+        assert_eq!(parse(&deep_field).unwrap().sensor_id, "s");
+        // Duplicate keys: refused rather than one value silently kept.
+        let dup = r#"{"timestamp":1,"sensor_id":"s","temperature":1,"temperature":99}"#;
+        assert_eq!(parse(dup).unwrap_err().code(), "bad_json");
+    }
+
+    #[test]
     fn parsing_into_a_reading_reuses_it() {
         let mut r =
             parse(r#"{"timestamp":1,"sensor_id":"a-long-sensor-name","temperature":2}"#).unwrap();
