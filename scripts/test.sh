@@ -45,6 +45,9 @@ integration() {
   eval "$(scripts/services.sh env)"
   cargo test -p thermoalert-pipeline --features hdfs,index --test real_hdfs -- --ignored
   cargo test -p thermoalert --features hdfs --test real_kafka -- --ignored
+  # Faults injected under a stream: 5 x kill -9, a broker restart, HDFS away for 60 s; the
+  # counts are printed (reduced size; THERMO_FAULTS=full for 1 M readings).
+  cargo test -p thermoalert --features hdfs --test faults -- --ignored --nocapture
   # The release layout of the Dockerfile, run from a fresh directory against both services.
   cargo test -p thermoalert --features hdfs --test deploy -- --ignored
   # The benchmark in its seconds-long version, so that it cannot rot (figures only).

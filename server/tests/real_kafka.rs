@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientConfig;
@@ -17,18 +16,15 @@ use std::collections::BTreeMap;
 
 use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading};
 use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
-use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
 
-use common::{Server, free_port, get, get_json, thermoalert};
+use common::{
+    Server, brokers, free_port, get, get_json, produce, services, simulated, thermoalert,
+};
 
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
 /// tests' sensors too): one test at a time keeps each test's alerts its own.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn brokers() -> String {
-    std::env::var("THERMO_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
 
 fn start_server(data_dir: &Path, group: &str, port: u16) -> Server {
     start_server_logging_to(data_dir, group, port, "server.log")
@@ -286,43 +282,6 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
     }
 }
 
-/// Readings of `sensors` simulated sensors named `<prefix>sensorN`, one per second each,
-/// with frequent excursions, starting at `t0`.
-fn simulated(prefix: &str, sensors: usize, seconds: usize, t0: f64) -> Vec<Reading> {
-    let mut sim = Simulator::new(SimulatorConfig {
-        sensors,
-        seed: 42,
-        excursion_chance: 0.03,
-        ..Default::default()
-    });
-    let mut out = Vec::new();
-    for s in 0..seconds {
-        sim.tick(t0 + s as f64, &mut out);
-    }
-    for r in &mut out {
-        r.sensor_id = format!("{prefix}{}", r.sensor_id);
-    }
-    out
-}
-
-async fn produce(readings: &[Reading]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    // Queued synchronously, in order: the idempotent producer keeps each sensor's order.
-    let mut deliveries = Vec::with_capacity(readings.len());
-    for r in readings {
-        let payload = serde_json::to_vec(r).unwrap();
-        let record = FutureRecord::to(topics::READINGS).key(&r.sensor_id).payload(&payload);
-        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("queued"));
-    }
-    for d in futures::future::join_all(deliveries).await {
-        d.expect("not cancelled").map_err(|(e, _)| e).expect("the broker takes the reading");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
 async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
@@ -515,13 +474,6 @@ async fn two_instances_split_the_partitions_and_process_every_reading_once() {
     let late_a = sensors_of(&a[third.min(a.len())..]);
     let b_sensors = sensors_of(&b);
     assert!(b_sensors.len() < 12, "B took every sensor: {b_sensors:?} (A kept {late_a:?})");
-}
-
-/// Runs the project's service script (`stop kafka`, `start kafka`).
-fn services(args: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
-    let status = Command::new("bash").arg(script).args(args).status().unwrap();
-    assert!(status.success(), "scripts/services.sh {args:?} failed");
 }
 
 /// Starts Kafka again when dropped, so a failing outage test leaves the broker up for the

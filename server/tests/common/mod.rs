@@ -5,13 +5,16 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
+use thermoalert_pipeline::model::Reading;
+use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
 
 /// A port nothing listens on (the OS picked it; it is free again once this returns).
@@ -161,4 +164,64 @@ pub fn commit_group_at_end(brokers: &str, group: &str) {
     if tpl.count() > 0 {
         c.commit(&tpl, CommitMode::Sync).expect("the group's offsets are committed");
     }
+}
+
+/// The real Kafka of `scripts/services.sh` (or `THERMO_TEST_KAFKA`).
+pub fn brokers() -> String {
+    std::env::var("THERMO_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Readings of `sensors` simulated sensors named `<prefix>sensorN`, one per second each,
+/// with frequent excursions, starting at `t0`.
+pub fn simulated(prefix: &str, sensors: usize, seconds: usize, t0: f64) -> Vec<Reading> {
+    let mut sim = Simulator::new(SimulatorConfig {
+        sensors,
+        seed: 42,
+        excursion_chance: 0.03,
+        ..Default::default()
+    });
+    let mut out = Vec::new();
+    for s in 0..seconds {
+        sim.tick(t0 + s as f64, &mut out);
+    }
+    for r in &mut out {
+        r.sensor_id = format!("{prefix}{}", r.sensor_id);
+    }
+    out
+}
+
+/// Publishes `readings` to the readings topic, keyed by sensor, and waits for the broker.
+pub async fn produce(readings: &[Reading]) {
+    let messages: Vec<(String, Vec<u8>)> =
+        readings.iter().map(|r| (r.sensor_id.clone(), serde_json::to_vec(r).unwrap())).collect();
+    produce_raw(&messages).await;
+}
+
+/// Publishes `(key, payload)` messages to the readings topic and waits for the broker.
+pub async fn produce_raw(messages: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "120000")
+        // Room for a whole batch queued at once (the fault suite's are 100 000 messages).
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()
+        .unwrap();
+    // Queued synchronously, in order: the idempotent producer keeps each key's order.
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (key, payload) in messages {
+        let record = FutureRecord::to(topics::READINGS).key(key).payload(payload);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).expect("queued"));
+    }
+    for d in futures::future::join_all(deliveries).await {
+        d.expect("not cancelled").map_err(|(e, _)| e).expect("the broker takes the message");
+    }
+}
+
+/// Runs the project's service script (`stop kafka`, `start hdfs`, …).
+pub fn services(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
+    let status = Command::new("bash").arg(script).args(args).status().unwrap();
+    assert!(status.success(), "scripts/services.sh {args:?} failed");
 }
