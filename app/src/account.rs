@@ -30,7 +30,9 @@ pub async fn login(
     let Some(token) = token else {
         // Each failure costs the guesser a second more.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        tracing::warn!(operator = %name, "failed login");
+        // The name is the requester's text: logged only if it is a valid name (no forged lines).
+        let shown = if crate::auth::validate_name(&name).is_ok() { name } else { "?".into() };
+        tracing::warn!(operator = %shown, "failed login");
         return Err(ServerFnError::new("wrong name or password"));
     };
     ssr::set_cookie(&operators.cookie(&token))?;

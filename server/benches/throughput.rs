@@ -12,7 +12,7 @@
 //!
 //!     scripts/services.sh start kafka
 //!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
-//!         [--throughput-only]
+//!         [--throughput-only] [--memory-only] [--memory-clients N]
 //!     cargo test -p thermoalert --bench throughput -- --smoke
 
 #[path = "../tests/common/mod.rs"]
@@ -47,6 +47,8 @@ struct Args {
     smoke: bool,
     /// Stop after the throughput figures (for profiling runs).
     throughput_only: bool,
+    /// Only the memory phase (with `--memory-clients N` SSE clients).
+    memory_only: bool,
 }
 
 fn args() -> Args {
@@ -63,6 +65,7 @@ fn args() -> Args {
         record: false,
         smoke: false,
         throughput_only: false,
+        memory_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +76,11 @@ fn args() -> Args {
             "--sensors" => a.sensors = it.next().and_then(|v| v.parse().ok()).expect("--sensors N"),
             "--record" => a.record = true,
             "--throughput-only" => a.throughput_only = true,
+            "--memory-only" => a.memory_only = true,
+            "--memory-clients" => {
+                a.memory_clients =
+                    it.next().and_then(|v| v.parse().ok()).expect("--memory-clients N")
+            }
             "--smoke" => {
                 a.smoke = true;
                 a.readings = 20_000;
@@ -90,6 +98,10 @@ fn main() {
     let a = args();
     let bin = env!("CARGO_BIN_EXE_thermoalert");
     let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    if a.memory_only {
+        println!("{}", memory_phase(bin, &a, &format!("bench-mem-{nonce}")));
+        return;
+    }
 
     eprintln!(
         "throughput: pre-loading {} readings of {} sensors with `thermoalert simulate`",
