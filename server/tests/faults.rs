@@ -22,14 +22,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use thermoalert_pipeline::model::{Alert, AlertKind, AlertState};
-use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, commit_group_at_end, free_port, get_json, produce_raw, services, simulated,
-    thermoalert,
+    Server, brokers, commit_group_at_end, expected_instant_alerts, free_port, get_json, headers_of,
+    produce_raw, services, simulated, thermoalert,
 };
 
 /// Starts a service again when dropped, so a failing test leaves it up for the next one.
@@ -108,17 +107,7 @@ async fn read_topic(
         if !key.starts_with(prefix) {
             continue;
         }
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        let v = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-                        (h.key.to_owned(), v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = headers_of(&m);
         found.push((key, m.payload().unwrap_or_default().to_vec(), headers));
     }
     found
@@ -156,15 +145,7 @@ async fn kills_a_broker_restart_and_an_hdfs_outage_lose_and_duplicate_nothing() 
     }
 
     // What an uninterrupted run raises: the final state of every instant episode.
-    let mut core = Processor::new(ProcessorConfig::default());
-    let mut out = Output::default();
-    for r in &readings {
-        core.process(r, r.event_time_ms(), &mut out);
-    }
-    let mut expected: BTreeMap<String, AlertState> = BTreeMap::new();
-    for a in out.alerts.iter().filter(|a| a.kind == AlertKind::Instant) {
-        expected.insert(a.alert_id.clone(), a.state);
-    }
+    let expected = expected_instant_alerts(&readings);
     assert!(!expected.is_empty(), "the simulation should raise episodes");
     eprintln!(
         "faults: {} readings of {sensors} sensors, {} malformed, {} expected alerts (seed {nonce})",

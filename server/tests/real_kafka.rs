@@ -10,16 +10,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 
 use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading};
-use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, free_port, get, get_json, produce, services, simulated, thermoalert,
+    Server, brokers, expected_instant_alerts, free_port, get, get_json, headers_of, produce,
+    services, simulated, thermoalert,
 };
 
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
@@ -93,18 +93,7 @@ async fn collect(
         if m.key() != Some(key.as_bytes()) {
             continue;
         }
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        let value =
-                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-                        (h.key.to_owned(), value)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers = headers_of(&m);
         found.push((m.payload().unwrap_or_default().to_vec(), headers));
     }
     found
@@ -306,15 +295,7 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     }
 
     // What an uninterrupted run raises: the final state of every instant episode.
-    let mut core = Processor::new(ProcessorConfig::default());
-    let mut out = Output::default();
-    for r in &readings {
-        core.process(r, r.event_time_ms(), &mut out);
-    }
-    let mut expected: BTreeMap<String, AlertState> = BTreeMap::new();
-    for a in out.alerts.iter().filter(|a| a.kind == AlertKind::Instant) {
-        expected.insert(a.alert_id.clone(), a.state);
-    }
+    let expected = expected_instant_alerts(&readings);
     assert!(expected.len() >= 4, "the simulation should raise several episodes");
 
     let half = readings.len() / 2;

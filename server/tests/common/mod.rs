@@ -13,7 +13,11 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use thermoalert_pipeline::model::Reading;
+use std::collections::BTreeMap;
+
+use rdkafka::message::{Headers, Message};
+use thermoalert_pipeline::model::{AlertKind, AlertState, Reading};
+use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
 
@@ -224,4 +228,35 @@ pub fn services(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/services.sh");
     let status = Command::new("bash").arg(script).args(args).status().unwrap();
     assert!(status.success(), "scripts/services.sh {args:?} failed");
+}
+
+/// What an uninterrupted run of the core raises from `readings`: the final state of every
+/// instant alert, by id.
+pub fn expected_instant_alerts(readings: &[Reading]) -> BTreeMap<String, AlertState> {
+    let mut core = Processor::new(ProcessorConfig::default());
+    let mut out = Output::default();
+    for r in readings {
+        core.process(r, r.event_time_ms(), &mut out);
+    }
+    out.alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::Instant)
+        .map(|a| (a.alert_id.clone(), a.state))
+        .collect()
+}
+
+/// A Kafka message's headers as `(key, value)` pairs, values read as UTF-8 (lossy).
+pub fn headers_of<C: FromIterator<(String, String)> + Default>(m: &impl Message) -> C {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
