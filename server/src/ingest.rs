@@ -21,7 +21,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings;
-use thermoalert_pipeline::archive::{ArchiveBuffer, Batch, Store};
+use thermoalert_pipeline::archive::{ArchiveBuffer, ArchiveFile, Batch, Store};
 use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
 use thermoalert_pipeline::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
 use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
@@ -139,7 +139,7 @@ impl Ingest {
         let readings_in = telemetry::readings_counter();
         // At most one flush runs while the loop consumes the next batch; flushes complete in
         // order, so commits only ever move forward.
-        let mut in_flight: Option<JoinHandle<anyhow::Result<()>>> = None;
+        let mut in_flight: InFlight = None;
         loop {
             tokio::select! {
                 _ = shutdown.changed() => break,
@@ -200,9 +200,7 @@ impl Ingest {
             }
         }
         self.flush(&mut pending, &mut in_flight).await?;
-        if let Some(last) = in_flight.take() {
-            last.await.context("the last flush panicked")??;
-        }
+        settle(&mut in_flight, &mut pending).await?;
         // Closing the consumer revokes what it holds: nothing is left to flush.
         self.rebalances.apply_directly();
         while let Some(change) = self.rebalances.next() {
@@ -221,16 +219,14 @@ impl Ingest {
         &mut self,
         change: Rebalance,
         pending: &mut Pending,
-        in_flight: &mut Option<JoinHandle<anyhow::Result<()>>>,
+        in_flight: &mut InFlight,
     ) -> anyhow::Result<()> {
         match change {
             Rebalance::Revoke(partitions) => {
                 // Everything consumed so far is made durable and committed first: the next
                 // owner starts exactly after it.
                 self.flush(pending, in_flight).await?;
-                if let Some(last) = in_flight.take() {
-                    last.await.context("a flush panicked")??;
-                }
+                settle(in_flight, pending).await?;
                 let mut forgotten = 0;
                 pending.partition_of.retain(|sensor, p| {
                     let keep = !partitions.contains(p);
@@ -328,17 +324,18 @@ impl Ingest {
     async fn flush(
         &mut self,
         pending: &mut Pending,
-        in_flight: &mut Option<JoinHandle<anyhow::Result<()>>>,
+        in_flight: &mut InFlight,
     ) -> anyhow::Result<()> {
         // Ticks raise alerts without consuming anything (a sensor went offline): those must
         // go out too, so only a flush with nothing at all to do returns early.
         if pending.is_empty() {
             return Ok(());
         }
-        if let Some(previous) = in_flight.take() {
-            let waited = (!previous.is_finished()).then(std::time::Instant::now);
-            previous.await.context("a flush panicked")??;
-            if let Some(since) = waited {
+        if in_flight.is_some() {
+            let waited = in_flight.as_ref().is_some_and(|f| !f.is_finished());
+            let since = std::time::Instant::now();
+            settle(in_flight, pending).await?;
+            if waited {
                 telemetry::paused(since.elapsed());
             }
         }
@@ -365,11 +362,25 @@ impl Ingest {
     }
 }
 
+/// The flush being made durable, if any: its task returns the files the archive buffer must
+/// know about (see [`ArchiveBuffer::written`]).
+type InFlight = Option<JoinHandle<anyhow::Result<Vec<ArchiveFile>>>>;
+
+/// Waits for the flush in flight, if any, and tells the archive buffer where its files went.
+async fn settle(in_flight: &mut InFlight, pending: &mut Pending) -> anyhow::Result<()> {
+    if let Some(flush) = in_flight.take() {
+        let later_parts = flush.await.context("a flush panicked")??;
+        pending.archive.written(&later_parts);
+    }
+    Ok(())
+}
+
 impl Sinks {
     /// Makes a flush durable (archive, then index, then the broker's acknowledgements), and
     /// only then commits its offsets. Each step is retried until it succeeds: skipping one
-    /// would lose data.
-    async fn make_durable(self, flush: Flush) -> anyhow::Result<()> {
+    /// would lose data. Returns the files written to a later part than the first (without
+    /// their contents), for the archive buffer to continue in.
+    async fn make_durable(self, flush: Flush) -> anyhow::Result<Vec<ArchiveFile>> {
         let started = std::time::Instant::now();
         let Flush { mut batch, alerts, windows, snapshots, offsets, outgoing } = flush;
         let writing = self.gate.lock().await;
@@ -404,10 +415,15 @@ impl Sinks {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         drop(writing);
+        let later_parts: Vec<ArchiveFile> = files
+            .into_iter()
+            .filter(|f| f.part > 0)
+            .map(|f| ArchiveFile { contents: Vec::new(), ..f })
+            .collect();
         self.deliver(outgoing).await;
         telemetry::flushed(started.elapsed());
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(later_parts);
         }
         let mut to_commit = TopicPartitionList::new();
         for &(partition, offset) in &offsets {
@@ -426,7 +442,7 @@ impl Sinks {
             // Not fatal: the next commit covers these offsets too (or a replay does).
             warn!("offset commit failed: {e}");
         }
-        Ok(())
+        Ok(later_parts)
     }
 
     /// Sends every outgoing message and waits for the broker to acknowledge each, sending

@@ -582,20 +582,38 @@ async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
             }
         }
     };
+    let started = Instant::now();
+    let step = |what: &str| eprintln!("{:>6.1} s  {what}", started.elapsed().as_secs_f64());
     produce(&readings[..half]).await;
-    wait_all(seconds / 2, 90).await;
+    step("first half produced");
+    wait_all(seconds / 2, 180).await;
+    step("first half in history");
 
-    // HDFS goes away while readings keep coming: the server holds them (bounded), says it
-    // is not ready, and writes them once HDFS is back.
+    // HDFS goes away while readings keep coming and appends are in flight: the server holds
+    // them (bounded), says it is not ready, and writes them once HDFS is back (files left
+    // open by the outage wait for HDFS's lease recovery, about a minute).
     let back = HdfsBack;
+    let rest = readings[half..].to_vec();
+    let stream = tokio::spawn(async move {
+        for chunk in rest.chunks(8) {
+            produce(chunk).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
     services(&["stop", "hdfs"]);
-    produce(&readings[half..]).await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    step("HDFS stopped mid-stream");
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let ready = get(port, "/readyz").unwrap_or_default();
     assert_eq!(ready.status, 503, "{ready:?}");
     assert!(ready.body.contains("archive"), "{ready:?}");
+    step("not ready");
     drop(back);
-    wait_all(seconds, 180).await;
+    step("HDFS started");
+    stream.await.unwrap();
+    step("second half produced");
+    wait_all(seconds, 300).await;
+    step("second half in history");
     tokio::time::sleep(Duration::from_secs(2)).await;
     for i in 1..=sensors {
         let sensor = format!("{prefix}sensor{i}");

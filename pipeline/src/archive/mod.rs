@@ -6,6 +6,12 @@
 //! the async runtime). Once `write` returns the data is durable: only then may the Kafka
 //! offsets covering it be committed. A crash can leave a file's last line torn; readers skip
 //! (and count) such a line, and the replay after the crash writes the record again.
+//!
+//! A file whose append failed is never appended to again by this writer: the retry and
+//! later flushes of its sensor and hour go to the next part. On HDFS a write cut by an
+//! outage leaves the file open under the writer's lease, and the NameNode gives such files
+//! back one per lease soft limit (a minute each): retrying them would stall the archive for
+//! minutes per file.
 
 mod local;
 pub use local::LocalStore;
@@ -145,8 +151,14 @@ pub struct ArchiveBuffer {
     bytes: usize,
     /// Part number and size of the files appended to by the last flush, for rolling by size.
     sizes: FxHashMap<FileKey, (u32, usize)>,
+    /// The lowest part each file may still use after failed appends moved it on.
+    moved: FxHashMap<FileKey, u32>,
     max_file_bytes: usize,
 }
+
+/// Files remembered in `moved` at most; past that the memory is dropped (by then the store
+/// has long given the abandoned files back).
+const REMEMBERED_MOVES: usize = 100_000;
 
 impl ArchiveBuffer {
     /// `writer_id` goes into every file name so that two writers (or two runs of one) never
@@ -157,6 +169,7 @@ impl ArchiveBuffer {
             segments: FxHashMap::default(),
             bytes: 0,
             sizes: FxHashMap::default(),
+            moved: FxHashMap::default(),
             max_file_bytes: MAX_FILE_BYTES,
         }
     }
@@ -215,7 +228,11 @@ impl ArchiveBuffer {
         for ((stream, hour), by_sensor) in std::mem::take(&mut self.segments) {
             for (sensor_id, seg) in by_sensor {
                 let key = FileKey { stream, hour, sensor_id };
-                let (mut part, mut size) = self.sizes.get(&key).copied().unwrap_or((0, 0));
+                let floor = self.moved.get(&key).copied().unwrap_or(0);
+                let (mut part, mut size) = match self.sizes.get(&key) {
+                    Some(&(part, size)) if part >= floor => (part, size),
+                    _ => (floor, 0),
+                };
                 if size > 0 && size + seg.lines.len() > self.max_file_bytes {
                     part += 1;
                     size = 0;
@@ -231,6 +248,7 @@ impl ArchiveBuffer {
                     ),
                     stream,
                     sensor_id: key.sensor_id.into(),
+                    part,
                     first_ms: seg.first_ms,
                     last_ms: seg.last_ms,
                     records: seg.records,
@@ -243,7 +261,28 @@ impl ArchiveBuffer {
         self.sizes = sizes;
         self.bytes = 0;
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        Batch { files }
+        Batch { files, moved: Vec::new() }
+    }
+
+    /// Learns where a written batch's files went: the flushes after it continue in the part
+    /// a failed append moved a file to (see [`Batch::write`]), never in the abandoned one.
+    pub fn written(&mut self, files: &[ArchiveFile]) {
+        for f in files {
+            let key = FileKey {
+                stream: f.stream,
+                hour: f.first_ms.div_euclid(HOUR_MS),
+                sensor_id: f.sensor_id.as_str().into(),
+            };
+            let rolled = self.sizes.get(&key).is_some_and(|&(part, _)| part >= f.part);
+            let known = self.moved.get(&key).is_some_and(|&floor| floor >= f.part);
+            if f.part == 0 || rolled || known {
+                continue;
+            }
+            if self.moved.len() >= REMEMBERED_MOVES {
+                self.moved.clear();
+            }
+            self.moved.insert(key, f.part);
+        }
     }
 }
 
@@ -261,6 +300,8 @@ pub struct ArchiveFile {
     pub path: String,
     pub stream: Stream,
     pub sensor_id: String,
+    /// The part of its sensor and hour (the path ends with `-<part>.jsonl`).
+    pub part: u32,
     pub first_ms: i64,
     pub last_ms: i64,
     pub records: usize,
@@ -271,17 +312,37 @@ pub struct ArchiveFile {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub files: Vec<ArchiveFile>,
+    /// Paths this batch's failed appends moved files to: parts that hold nothing but what
+    /// this batch tried to write.
+    moved: Vec<String>,
+}
+
+impl ArchiveFile {
+    /// Moves the file to its next part, for good: the part it was in may be held open by
+    /// the store after a failed append.
+    fn move_to_next_part(&mut self) {
+        let Some(stem) = self.path.strip_suffix(&format!("-{:03}.jsonl", self.part)) else {
+            return;
+        };
+        self.part += 1;
+        self.path = format!("{stem}-{:03}.jsonl", self.part);
+    }
 }
 
 impl Batch {
     /// Writes every file durably: appends, up to [`Store::concurrent_appends`] at a time,
     /// then one [`Store::sync`]. Blocking; on error nothing may be committed, and the files
     /// not yet appended to are returned so the caller can retry them (a retry must not
-    /// append twice). If only the sync failed, every file is returned: the retry may write
-    /// lines a second time, which readers drop as exact repeats, as after a crash.
+    /// append twice). A file whose append failed comes back moved to its next part, where
+    /// the retry writes it whole; the abandoned part may hold some of its lines, which
+    /// readers drop as exact repeats. Each failure moves it again (a part made by a failed
+    /// retry may be held open too, e.g. when only the DataNode is down), deleting the part
+    /// the batch had made. If only the sync failed, every file is returned: the
+    /// retry may write lines a second time, dropped by readers as after a crash.
     pub fn write(self, store: &dyn Store) -> Result<Vec<ArchiveFile>, (Batch, StoreError)> {
         let workers = store.concurrent_appends().clamp(1, self.files.len().max(1));
         let done: Vec<AtomicBool> = self.files.iter().map(|_| AtomicBool::new(false)).collect();
+        let failed: Vec<AtomicBool> = self.files.iter().map(|_| AtomicBool::new(false)).collect();
         let next = AtomicUsize::new(0);
         let failure: Mutex<Option<StoreError>> = Mutex::new(None);
         let work = || {
@@ -292,6 +353,7 @@ impl Batch {
                 match store.append_deferred(&f.path, &f.contents) {
                     Ok(()) => done[i].store(true, Ordering::Relaxed),
                     Err(e) => {
+                        failed[i].store(true, Ordering::Relaxed);
                         failure.lock().expect("batch failure lock").get_or_insert(e);
                     }
                 }
@@ -313,14 +375,24 @@ impl Batch {
                 Err(e) => Err((self, e)),
             },
             Some(e) => {
-                let rest = self
-                    .files
-                    .into_iter()
-                    .zip(done)
-                    .filter(|(_, done)| !done.load(Ordering::Relaxed))
-                    .map(|(f, _)| f)
-                    .collect();
-                Err((Batch { files: rest }, e))
+                let mut moved = self.moved;
+                let mut rest = Vec::new();
+                for ((mut f, done), failed) in self.files.into_iter().zip(done).zip(failed) {
+                    if done.into_inner() {
+                        continue;
+                    }
+                    if failed.into_inner() {
+                        if let Some(at) = moved.iter().position(|p| *p == f.path) {
+                            // Only this batch's failed tries are in it: best effort, as the
+                            // store is likely down (readers never see it, it is not indexed).
+                            let _ = store.delete_file(&moved.swap_remove(at));
+                        }
+                        f.move_to_next_part();
+                        moved.push(f.path.clone());
+                    }
+                    rest.push(f);
+                }
+                Err((Batch { files: rest, moved }, e))
             }
         }
     }
@@ -471,7 +543,9 @@ mod tests {
         assert_eq!(retried.len(), 40 - written);
         // Every sensor's file holds its reading once: nothing lost, nothing appended twice.
         for s in 0..40 {
-            let path = format!("/temperature_data/s{s}/1970-01-01/00_w-000.jsonl");
+            // The file whose append failed was written whole to its next part.
+            let part = if s == 13 { 1 } else { 0 };
+            let path = format!("/temperature_data/s{s}/1970-01-01/00_w-{part:03}.jsonl");
             let text = String::from_utf8(store.read_file(&path).unwrap()).unwrap();
             assert_eq!(text.lines().count(), 1, "{path}");
         }
@@ -486,6 +560,46 @@ mod tests {
         assert_eq!(rest.files.len(), 2);
         store.failing_sync.store(false, Ordering::SeqCst);
         assert_eq!(rest.write(&store).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_file_whose_append_failed_is_never_appended_to_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Flaky {
+            inner: LocalStore::new(dir.path()),
+            fail: "/s1/",
+            failing: AtomicBool::new(true),
+            appends: AtomicUsize::new(0),
+            failing_sync: AtomicBool::new(false),
+        };
+        let part = |n: u32| format!("/temperature_data/s1/1970-01-01/00_w-{n:03}.jsonl");
+        let mut buf = ArchiveBuffer::new("w");
+        buf.push_reading(&reading("s1", 1.0));
+        buf.push_reading(&reading("s2", 1.0));
+        let s1 = |b: &Batch| b.files.iter().find(|f| f.sensor_id == "s1").unwrap().path.clone();
+        let (rest, _) = buf.take_batch().write(&store).unwrap_err();
+        assert_eq!(s1(&rest), part(1), "moved on after the failure");
+        // A file not tried keeps its part.
+        assert!(rest.files.iter().all(|f| f.sensor_id == "s1" || f.path.ends_with("-000.jsonl")));
+        // Failing again moves it on again, and the part that only failed tries touched goes.
+        store.inner.append_file(&part(1), b"torn").unwrap();
+        let (rest, _) = rest.write(&store).unwrap_err();
+        assert_eq!(s1(&rest), part(2));
+        assert!(store.read_file(&part(1)).is_err(), "part 1 deleted");
+        store.failing.store(false, Ordering::SeqCst);
+        let written = rest.write(&store).unwrap();
+        buf.written(&written);
+        // The sensor's next readings of that hour go to the new part, even after a flush
+        // without them (the buffer forgets files not written by the last flush).
+        buf.push_reading(&reading("s2", 2.0));
+        buf.take_batch().write(&store).unwrap();
+        buf.push_reading(&reading("s1", 3.0));
+        let batch = buf.take_batch();
+        assert_eq!(batch.files[0].path, part(2));
+        batch.write(&store).unwrap();
+        let text = String::from_utf8(store.read_file(&part(2)).unwrap()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(store.read_file(&part(0)).is_err(), "nothing was ever written to part 0");
     }
 
     #[test]
