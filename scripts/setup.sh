@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to build, run and test ThermoAlert, and nothing
 # it already has: Debian packages, the pinned Rust toolchain with the wasm32 target,
-# cargo-leptos, wasm-bindgen-cli matching Cargo.lock, and the npm packages (wasm-opt from npm's
-# binaryen, Playwright without a browser download: tests use Debian's Chromium).
+# cargo-leptos, wasm-bindgen-cli matching Cargo.lock, nightly Rust with cargo-fuzz, and the
+# npm packages (wasm-opt from npm's binaryen, Playwright without a browser download: tests
+# use Debian's Chromium).
 # Idempotent; a second run takes seconds.
 set -euo pipefail
 
@@ -10,8 +11,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 CARGO_LEPTOS_VERSION=0.3.10
+CARGO_FUZZ_VERSION=0.13.2
 APT_PACKAGES=(build-essential pkg-config curl ca-certificates openjdk-17-jdk-headless maven
-  chromium kafkacat)
+  chromium kafkacat wrk)
 
 say() { echo "setup: $*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -60,6 +62,16 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $wb_version\$"; then
   say "installing wasm-bindgen-cli $wb_version"
   # Not --locked: one of its locked dependencies was yanked.
   cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+
+# ---- Fuzzing: cargo-fuzz drives libFuzzer, whose instrumentation needs a nightly rustc
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+  say "installing the nightly toolchain (for cargo fuzz only)"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; then
+  say "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
 fi
 
 # ---- npm packages (stamped by their lock file so a second run skips them)

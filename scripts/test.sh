@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every test of ThermoAlert: formatting and lints, unit
-# tests, integration tests against the real Kafka and HDFS (started here from Maven Central
-# jars, stopped at the end), and the Playwright tests in Debian's Chromium. Prints how long
-# each phase took. Exit status 0 only if everything passed.
+# tests, a short run of each fuzz target, integration tests against the real Kafka and HDFS
+# (started here from Maven Central jars, stopped at the end), and the Playwright tests in
+# Debian's Chromium. Prints how long each phase took. Exit status 0 only if everything passed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -31,6 +31,7 @@ trap report EXIT
 
 lint() {
   cargo fmt --all --check
+  cargo fmt --manifest-path fuzz/Cargo.toml --check
   # The app is compiled for the server and for the browser, never both at once.
   cargo clippy --workspace --exclude thermoalert-frontend --all-targets --features thermoalert/hdfs -- -D warnings
   cargo clippy -p thermoalert-frontend --target wasm32-unknown-unknown -- -D warnings
@@ -58,6 +59,8 @@ integration() {
 phase "setup" scripts/setup.sh
 phase "lint" lint
 phase "unit tests" unit
+# libFuzzer on message parsing and the HTTP parameter parsers, from the kept corpus.
+phase "fuzz (20 s a target)" scripts/fuzz.sh 20
 phase "start kafka + hdfs" scripts/services.sh start
 phase "integration tests" integration
 browser() {

@@ -65,7 +65,7 @@ impl AlertQuery {
         add("state", self.states.iter().map(|s| s.as_str()).collect());
         for (name, t) in [("from", self.from), ("to", self.to)] {
             if let Some(t) = t {
-                parts.push(format!("{name}={}", format_time(t)));
+                parts.push(format!("{name}={}", url_time(t)));
             }
         }
         parts.join("&")
@@ -179,25 +179,28 @@ pub fn validate_alert_id(id: &str) -> Result<(), String> {
 }
 
 /// Epoch seconds, or a UTC date-time as a `datetime-local` input gives it
-/// (`2026-11-24T10:00`, seconds optional), or RFC 3339.
+/// (`2026-11-24T10:00`, seconds optional), or RFC 3339; in every form from 1970 to the year
+/// 5138 (epoch seconds below 10^11).
 pub fn parse_time(v: &str) -> Result<f64, String> {
     let v = v.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return if secs.is_finite() && (0.0..1e11).contains(&secs) {
-            Ok(secs)
-        } else {
-            Err(format!("`{}` is out of range", clip(v)))
-        };
+    let secs = if let Ok(secs) = v.parse::<f64>() {
+        Some(secs)
+    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        Some(t.timestamp_millis() as f64 / 1000.0)
+    } else {
+        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"].iter().find_map(|format| {
+            let t = chrono::NaiveDateTime::parse_from_str(v, format).ok()?;
+            Some(t.and_utc().timestamp_millis() as f64 / 1000.0)
+        })
+    };
+    match secs {
+        Some(secs) if secs.is_finite() && (0.0..1e11).contains(&secs) => Ok(secs),
+        Some(_) => Err(format!("`{}` is out of range", clip(v))),
+        None => Err(format!(
+            "`{}` is neither epoch seconds nor a date-time like 2026-11-24T10:00",
+            clip(v)
+        )),
     }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        return Ok(t.timestamp_millis() as f64 / 1000.0);
-    }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, format) {
-            return Ok(t.and_utc().timestamp_millis() as f64 / 1000.0);
-        }
-    }
-    Err(format!("`{}` is neither epoch seconds nor a date-time like 2026-11-24T10:00", clip(v)))
 }
 
 /// The `datetime-local` form of an epoch-seconds time (UTC).
@@ -205,6 +208,16 @@ pub fn format_time(epoch_s: f64) -> String {
     chrono::DateTime::from_timestamp_millis((epoch_s * 1000.0) as i64)
         .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
         .unwrap_or_default()
+}
+
+/// A time as the app writes it into a URL: the readable `datetime-local` form when that is
+/// exact (whole minutes), epoch seconds otherwise, so a URL always reads back as written.
+fn url_time(epoch_s: f64) -> String {
+    if epoch_s.rem_euclid(60.0) == 0.0 && !format_time(epoch_s).is_empty() {
+        format_time(epoch_s)
+    } else {
+        format!("{epoch_s}")
+    }
 }
 
 fn values<T>(raw: &[String], parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
@@ -253,6 +266,23 @@ mod tests {
         let pairs: Vec<(&str, &str)> = url.split('&').map(|p| p.split_once('=').unwrap()).collect();
         assert_eq!(AlertQuery::from_params(params(&pairs)).unwrap(), q);
         assert_eq!(AlertQuery::from_params(params(&[])).unwrap(), AlertQuery::default());
+        // Times within a minute (found by fuzzing: written as the same minute, they were
+        // refused on the way back) keep their seconds.
+        let q = AlertQuery { from: Some(60.25), to: Some(90.0), ..AlertQuery::default() };
+        assert_eq!(q.to_query_string(), "from=60.25&to=90");
+        let pairs = [("from", "60.25"), ("to", "90")];
+        assert_eq!(AlertQuery::from_params(params(&pairs)).unwrap(), q);
+    }
+
+    #[test]
+    fn times_in_every_form_have_the_same_range() {
+        assert_eq!(parse_time("2026-11-24T10:00"), Ok(1_795_514_400.0));
+        assert_eq!(parse_time("2026-11-24T10:00:30Z"), Ok(1_795_514_430.0));
+        // Found by fuzzing: a far date-time was accepted, then written as epoch seconds that
+        // the app refused.
+        for far in ["5342-01-01T00:00:01Z", "9999-12-31T23:59", "1e11", "1969-12-31T23:59", "-1"] {
+            assert!(parse_time(far).unwrap_err().contains("out of range"), "{far}");
+        }
     }
 
     #[test]

@@ -13,7 +13,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::archive::{ArchiveFile, Stream};
-use crate::model::{Alert, AlertKind, AlertState, Level, SensorWindow, WindowStats};
+pub use crate::model::AlertFilter;
+use crate::model::{Alert, AlertState, Level, SensorWindow, WindowStats};
 use crate::processor::SensorSnapshot;
 use crate::rules::Thresholds;
 
@@ -73,21 +74,6 @@ pub struct AlertRecord {
     pub alert: Alert,
     pub acknowledged_by: Option<String>,
     pub acknowledged_ms: Option<i64>,
-}
-
-/// Which alerts to list. Empty lists mean "any".
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AlertFilter {
-    pub severities: Vec<Level>,
-    pub sensors: Vec<String>,
-    pub kinds: Vec<AlertKind>,
-    pub states: Vec<AlertState>,
-    /// Opened at or after (epoch ms).
-    pub from_ms: Option<i64>,
-    /// Opened before (epoch ms).
-    pub to_ms: Option<i64>,
-    /// At most this many, most severe first, then most recent first.
-    pub limit: u32,
 }
 
 /// A sensor the index has seen.
@@ -682,7 +668,7 @@ fn state_rank(s: AlertState) -> i64 {
 mod tests {
     use super::*;
     use crate::archive::ArchiveBuffer;
-    use crate::model::Reading;
+    use crate::model::{AlertKind, Reading};
 
     async fn index() -> (tempfile::TempDir, SensorIndex) {
         let dir = tempfile::tempdir().unwrap();

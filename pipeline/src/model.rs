@@ -157,6 +157,21 @@ impl std::str::FromStr for AlertState {
     }
 }
 
+/// Which alerts to list. Empty lists mean "any".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    pub severities: Vec<Level>,
+    pub sensors: Vec<String>,
+    pub kinds: Vec<AlertKind>,
+    pub states: Vec<AlertState>,
+    /// Opened at or after (epoch ms).
+    pub from_ms: Option<i64>,
+    /// Opened before (epoch ms).
+    pub to_ms: Option<i64>,
+    /// At most this many, most severe first, then most recent first.
+    pub limit: u32,
+}
+
 /// The statistics of one sensor's event-time window, as emitted when the watermark passes
 /// its end and again, with a higher `revision`, each time late data changes them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

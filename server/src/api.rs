@@ -11,9 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use thermoalert_pipeline::history::{HistoryError, ReadingsPage};
-use thermoalert_pipeline::index::AlertFilter;
 
-use crate::params::{self, BadParam, Params};
+use crate::params::{self, BadParam, Params, Source};
 use crate::web::AppState;
 
 /// What an API call can fail with.
@@ -89,18 +88,7 @@ pub async fn alerts(
     State(state): State<AppState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    params::only(&q, &["severity", "sensor", "kind", "state", "from", "to", "limit"])?;
-    let from_ms = q.get("from").map(|v| params::time_ms("from", v)).transpose()?;
-    let to_ms = q.get("to").map(|v| params::time_ms("to", v)).transpose()?;
-    let filter = AlertFilter {
-        severities: params::list(&q, "severity", params::severity)?,
-        sensors: params::list(&q, "sensor", params::sensor)?,
-        kinds: params::list(&q, "kind", params::kind)?,
-        states: params::list(&q, "state", params::state)?,
-        from_ms,
-        to_ms,
-        limit: params::number(&q, "limit", 1, 10_000, 200)?,
-    };
+    let filter = params::alerts(&q)?;
     let rows = state.history.index().alerts(&filter).await?;
     let body: Vec<_> = rows
         .into_iter()
@@ -119,9 +107,7 @@ async fn raw_readings(
     state: &AppState,
     q: &Params,
 ) -> Result<(String, i64, i64, ReadingsPage), ApiError> {
-    params::only(q, &["sensor", "from", "to"])?;
-    let sensor = params::required_sensor(q)?;
-    let (from, to) = params::range(q, now_ms(), params::DEFAULT_SPAN_MS)?;
+    let (sensor, from, to) = params::readings(q, now_ms())?;
     let page = state.history.readings(&sensor, from, to).await?;
     Ok((sensor, from, to, page))
 }
@@ -149,26 +135,20 @@ pub async fn history(
     Path(sensor): Path<String>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    params::only(&q, &["from", "to", "points", "source"])?;
     let sensor =
         params::sensor(&sensor).map_err(|e| ApiError::BadRequest(format!("sensor: {e}")))?;
-    let (from, to) = params::range(&q, now_ms(), params::DEFAULT_SPAN_MS)?;
-    let points: usize = params::number(&q, "points", 4, 10_000, 1000)?;
+    let chart = params::chart(&q, now_ms())?;
+    let (from, to) = (chart.from_ms, chart.to_ms);
     let base =
         json!({ "sensor_id": sensor, "from": from as f64 / 1000.0, "to": to as f64 / 1000.0 });
-    let body = match q.get("source").map(String::as_str).unwrap_or("raw") {
-        "raw" => {
-            let series = state.history.chart(&sensor, from, to, points).await?;
+    let body = match chart.source {
+        Source::Raw => {
+            let series = state.history.chart(&sensor, from, to, chart.points).await?;
             json!({ "source": "raw", "points": series, "meta": base })
         }
-        "windows" => {
+        Source::Windows => {
             let windows = state.history.index().windows(&sensor, from, to).await?;
             json!({ "source": "windows", "windows": windows, "meta": base })
-        }
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "`source`: `{other}` is neither raw nor windows"
-            )));
         }
     };
     Ok(Json(body).into_response())

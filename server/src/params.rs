@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use thermoalert_pipeline::model::{AlertKind, AlertState, Level, UnknownName};
+use thermoalert_pipeline::model::{AlertFilter, AlertKind, AlertState, Level, UnknownName};
 use thermoalert_pipeline::parse::validate_sensor_id;
 
 /// Most values one list parameter may carry.
@@ -30,26 +30,42 @@ fn bad(msg: impl Into<String>) -> BadParam {
     BadParam(msg.into())
 }
 
+/// Echoes at most 64 characters of what a client sent: an error message stays short
+/// whatever the URL holds.
+fn clip(v: &str) -> String {
+    v.chars().take(64).collect()
+}
+
 /// Rejects parameters the endpoint does not know (a typo must not silently widen a query).
 pub fn only(params: &Params, known: &[&str]) -> Result<(), BadParam> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(bad(format!("unknown parameter `{k}` (known: {})", known.join(", ")))),
+        Some(k) => {
+            Err(bad(format!("unknown parameter `{}` (known: {})", clip(k), known.join(", "))))
+        }
         None => Ok(()),
     }
 }
 
-/// A time: epoch seconds (integer or fractional) or RFC 3339 (`2026-11-24T12:00:00Z`).
+/// The last millisecond of the year 9999: the latest time any parameter may name.
+const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
+/// A time: epoch seconds (integer or fractional) or RFC 3339 (`2026-11-24T12:00:00Z`),
+/// from 1970 to 9999 in either form.
 pub fn time_ms(name: &str, value: &str) -> Result<i64, BadParam> {
     let v = value.trim();
-    if let Ok(s) = v.parse::<f64>() {
-        if !s.is_finite() || !(0.0..=253_402_300_799.0).contains(&s) {
-            return Err(bad(format!("`{name}`: {v} is not an epoch time between 1970 and 9999")));
-        }
-        return Ok((s * 1000.0).round() as i64);
+    let ms = if let Ok(s) = v.parse::<f64>() {
+        // Rounded in f64 first: far outside the range, `as i64` saturates and stays out.
+        (s.is_finite()).then(|| (s * 1000.0).round() as i64)
+    } else {
+        let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
+            bad(format!("`{name}`: `{}` is neither epoch seconds nor an RFC 3339 time", clip(v)))
+        })?;
+        Some(t.timestamp_millis())
+    };
+    match ms {
+        Some(ms) if (0..=MAX_TIME_MS).contains(&ms) => Ok(ms),
+        _ => Err(bad(format!("`{name}`: {} is not a time between 1970 and 9999", clip(v)))),
     }
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| bad(format!("`{name}`: `{v}` is neither epoch seconds nor an RFC 3339 time")))
 }
 
 /// The `[from, to)` range of `from`/`to` (epoch ms); `to` defaults to `now_ms`, `from` to
@@ -60,7 +76,7 @@ pub fn range(params: &Params, now_ms: i64, default_span_ms: i64) -> Result<(i64,
         .get("from")
         .map(|v| time_ms("from", v))
         .transpose()?
-        .unwrap_or(to.saturating_sub(default_span_ms));
+        .unwrap_or(to.saturating_sub(default_span_ms).max(0));
     if from >= to {
         return Err(bad("`from` must be before `to`"));
     }
@@ -123,6 +139,64 @@ pub fn state(value: &str) -> Result<AlertState, String> {
     value.parse().map_err(|e: UnknownName| e.to_string())
 }
 
+/// `GET /api/alerts`: the filter of `severity`, `sensor`, `kind`, `state`, `from`, `to` and
+/// `limit` (1 to 10 000, default 200).
+pub fn alerts(q: &Params) -> Result<AlertFilter, BadParam> {
+    only(q, &["severity", "sensor", "kind", "state", "from", "to", "limit"])?;
+    Ok(AlertFilter {
+        severities: list(q, "severity", severity)?,
+        sensors: list(q, "sensor", sensor)?,
+        kinds: list(q, "kind", kind)?,
+        states: list(q, "state", state)?,
+        from_ms: q.get("from").map(|v| time_ms("from", v)).transpose()?,
+        to_ms: q.get("to").map(|v| time_ms("to", v)).transpose()?,
+        limit: number(q, "limit", 1, 10_000, 200)?,
+    })
+}
+
+/// `GET /api/readings` and `GET /api/export.csv`: the required `sensor` and its
+/// `[from, to)` range in epoch ms (default: the hour before `now_ms`).
+pub fn readings(q: &Params, now_ms: i64) -> Result<(String, i64, i64), BadParam> {
+    only(q, &["sensor", "from", "to"])?;
+    let sensor = required_sensor(q)?;
+    let (from, to) = range(q, now_ms, DEFAULT_SPAN_MS)?;
+    Ok((sensor, from, to))
+}
+
+/// Where a chart's series comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Raw readings, downsampled.
+    Raw,
+    /// Closed window statistics from the index.
+    Windows,
+}
+
+/// What `GET /api/history/{sensor}` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chart {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    /// At most this many points (4 to 10 000, default 1 000).
+    pub points: usize,
+    pub source: Source,
+}
+
+/// `GET /api/history/{sensor}`: `from`, `to`, `points` and `source=raw|windows`.
+pub fn chart(q: &Params, now_ms: i64) -> Result<Chart, BadParam> {
+    only(q, &["from", "to", "points", "source"])?;
+    let (from_ms, to_ms) = range(q, now_ms, DEFAULT_SPAN_MS)?;
+    let points = number(q, "points", 4, 10_000, 1000)?;
+    let source = match q.get("source").map(|s| s.trim()).unwrap_or("raw") {
+        "raw" => Source::Raw,
+        "windows" => Source::Windows,
+        other => {
+            return Err(bad(format!("`source`: `{}` is neither raw nor windows", clip(other))));
+        }
+    };
+    Ok(Chart { from_ms, to_ms, points, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +214,8 @@ mod tests {
         assert!(time_ms("from", "-5").is_err());
         assert!(time_ms("from", "1e300").is_err());
         assert!(time_ms("from", "NaN").is_err());
+        assert!(time_ms("from", "0001-01-01T00:00:00Z").unwrap_err().0.contains("between 1970"));
+        assert_eq!(time_ms("to", "9999-12-31T23:59:59.999Z"), Ok(MAX_TIME_MS));
     }
 
     #[test]
@@ -179,5 +255,29 @@ mod tests {
         );
         assert!(required_sensor(&p(&[])).unwrap_err().0.contains("required"));
         assert_eq!(required_sensor(&p(&[("sensor", "s1")])), Ok("s1".into()));
+    }
+
+    #[test]
+    fn each_endpoint_reads_its_own_parameters() {
+        let f = alerts(&p(&[("severity", "critical"), ("limit", "7"), ("from", "1")])).unwrap();
+        assert_eq!(
+            (f.severities, f.limit, f.from_ms, f.to_ms),
+            (vec![Level::Critical], 7, Some(1000), None)
+        );
+        assert_eq!(alerts(&p(&[])).unwrap().limit, 200);
+        assert!(alerts(&p(&[("points", "5")])).unwrap_err().0.contains("unknown parameter"));
+        assert_eq!(
+            readings(&p(&[("sensor", "s1"), ("from", "1"), ("to", "2")]), 0),
+            Ok(("s1".into(), 1000, 2000))
+        );
+        assert!(readings(&p(&[("from", "1")]), 0).unwrap_err().0.contains("`sensor` is required"));
+        let c = chart(&p(&[("source", "windows"), ("points", "10")]), 7_200_000).unwrap();
+        assert_eq!(
+            c,
+            Chart { from_ms: 3_600_000, to_ms: 7_200_000, points: 10, source: Source::Windows }
+        );
+        assert_eq!(chart(&p(&[]), 7_200_000).unwrap().source, Source::Raw);
+        assert!(chart(&p(&[("source", "disk")]), 1).unwrap_err().0.contains("neither raw"));
+        assert!(chart(&p(&[("points", "3")]), 1).unwrap_err().0.contains("from 4 to 10000"));
     }
 }
