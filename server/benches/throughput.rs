@@ -4,7 +4,10 @@
 //!   server (pipeline, archive and index on);
 //! - latency: the simulator at a steady rate and a real SSE client measuring sensor timestamp
 //!   → event received, p50/p95/p99/max;
-//! - memory: peak RSS of a server with many live sensors and many SSE clients.
+//! - memory: peak RSS of a server with many live sensors and many SSE clients;
+//! - throughput again with many SSE clients connected (do they slow the pipeline?);
+//! - HTTP load: wrk on each JSON API endpoint and the dashboard while readings flow
+//!   (requests/s, p50/p99, errors).
 //!
 //! Prints progress lines, the figures, and one JSON object at the end; `--record` adds a row
 //! to BENCHMARKS.md. It measures; it never fails on speed. `--smoke` is the seconds-long
@@ -12,7 +15,7 @@
 //!
 //!     scripts/services.sh start kafka
 //!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
-//!         [--throughput-only] [--memory-only] [--memory-clients N]
+//!         [--throughput-only] [--memory-only] [--memory-clients N] [--load-only]
 //!     cargo test -p thermoalert --bench throughput -- --smoke
 
 #[path = "../tests/common/mod.rs"]
@@ -49,6 +52,11 @@ struct Args {
     throughput_only: bool,
     /// Only the memory phase (with `--memory-clients N` SSE clients).
     memory_only: bool,
+    /// HTTP load phase: seconds per endpoint and wrk connections.
+    load_seconds: u32,
+    load_connections: u32,
+    /// Only the HTTP load phase.
+    load_only: bool,
 }
 
 fn args() -> Args {
@@ -66,6 +74,9 @@ fn args() -> Args {
         smoke: false,
         throughput_only: false,
         memory_only: false,
+        load_seconds: 10,
+        load_connections: 50,
+        load_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +88,7 @@ fn args() -> Args {
             "--record" => a.record = true,
             "--throughput-only" => a.throughput_only = true,
             "--memory-only" => a.memory_only = true,
+            "--load-only" => a.load_only = true,
             "--memory-clients" => {
                 a.memory_clients =
                     it.next().and_then(|v| v.parse().ok()).expect("--memory-clients N")
@@ -87,6 +99,7 @@ fn args() -> Args {
                 a.sensors = 50;
                 (a.latency_rate, a.latency_sensors, a.latency_seconds) = (200, 20, 3);
                 (a.memory_sensors, a.memory_clients, a.memory_seconds) = (100, 5, 3);
+                (a.load_seconds, a.load_connections) = (1, 4);
             }
             _ => {} // cargo bench passes --bench
         }
@@ -100,6 +113,10 @@ fn main() {
     let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     if a.memory_only {
         println!("{}", memory_phase(bin, &a, &format!("bench-mem-{nonce}")));
+        return;
+    }
+    if a.load_only {
+        println!("{}", load_phase(bin, &a, &format!("bench-load-{nonce}")));
         return;
     }
 
@@ -129,7 +146,8 @@ fn main() {
         raw_n as f64 / raw_s
     );
 
-    let (pipe_n, pipe_s) = pipeline_drain(bin, &a.brokers, &format!("bench-pipe-{nonce}"), total);
+    let group = format!("bench-pipe-{nonce}");
+    let (pipe_n, pipe_s) = pipeline_drain(bin, &a.brokers, &group, total, 0);
     eprintln!(
         "throughput: pipeline {pipe_n} messages in {pipe_s:.2} s = {:.0}/s",
         pipe_n as f64 / pipe_s
@@ -142,6 +160,16 @@ fn main() {
     eprintln!("latency: {latency}");
     let memory = memory_phase(bin, &a, &format!("bench-mem-{nonce}"));
     eprintln!("memory: {memory}");
+    let clients = a.memory_clients * 10;
+    eprintln!("throughput: pipeline again with {clients} SSE clients connected");
+    let group = format!("bench-pipe-sse-{nonce}");
+    let (sse_n, sse_s) = pipeline_drain(bin, &a.brokers, &group, total, clients);
+    eprintln!(
+        "throughput: pipeline with {clients} SSE clients {sse_n} messages in {sse_s:.2} s = {:.0}/s",
+        sse_n as f64 / sse_s
+    );
+    let load = load_phase(bin, &a, &format!("bench-load-{nonce}"));
+    eprintln!("load: {load}");
 
     let raw_rate = raw_n as f64 / raw_s;
     let pipe_rate = pipe_n as f64 / pipe_s;
@@ -157,6 +185,12 @@ fn main() {
         "pipeline_to_raw": (pipe_rate / raw_rate * 1000.0).round() / 1000.0,
         "latency": latency,
         "memory": memory,
+        "pipeline_with_sse_clients": {
+            "sse_clients": clients,
+            "per_s": (sse_n as f64 / sse_s).round(),
+            "to_pipeline": ((sse_n as f64 / sse_s) / pipe_rate * 1000.0).round() / 1000.0,
+        },
+        "http_load": load,
     });
     println!("{figures}");
     if a.record {
@@ -170,8 +204,21 @@ fn record(f: &serde_json::Value) {
     let text = std::fs::read_to_string(path).expect("BENCHMARKS.md");
     let marker = "<!-- bench rows: `cargo bench -p thermoalert --bench throughput -- --record` -->";
     let date = today();
+    // The HTTP load in one cell: the slowest endpoint's requests/s and all errors.
+    let endpoints = f["http_load"]["endpoints"].as_object();
+    let slowest = endpoints
+        .into_iter()
+        .flatten()
+        .filter_map(|(path, e)| Some((path, e["per_s"].as_f64()?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    let errors: u64 =
+        endpoints.into_iter().flatten().filter_map(|(_, e)| e["errors"].as_u64()).sum();
+    let http = match slowest {
+        Some((path, per_s)) => format!("≥ {per_s:.0} req/s (slowest: `{path}`), {errors} errors"),
+        None => "–".to_owned(),
+    };
     let row = format!(
-        "| {date} | {} / {} | {:.0} | {:.0} | {:.1} % | {} / {} / {} / {} | {} MB ({} sensors, {} SSE clients) |",
+        "| {date} | {} / {} | {:.0} | {:.0} | {:.1} % | {} / {} / {} / {} | {} MB ({} sensors, {} SSE clients) | {:.0} ({} clients) | {http} |",
         f["readings_produced"],
         f["sensors"],
         f["raw_consume_per_s"].as_f64().unwrap_or(0.0),
@@ -184,6 +231,8 @@ fn record(f: &serde_json::Value) {
         f["memory"]["peak_rss_mb"],
         f["memory"]["sensors"],
         f["memory"]["sse_clients"],
+        f["pipeline_with_sse_clients"]["per_s"].as_f64().unwrap_or(0.0),
+        f["pipeline_with_sse_clients"]["sse_clients"],
     );
     let Some(at) = text.find(marker) else {
         eprintln!("BENCHMARKS.md has no `{marker}` line: not recorded");
@@ -248,10 +297,16 @@ fn raw_consume(brokers: &str, group: &str, total: u64) -> (u64, f64) {
 }
 
 /// Starts the real server on the topic and polls its metrics until every message is
-/// accounted for (valid readings plus rejections); the time runs from the first one.
-fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64) -> (u64, f64) {
+/// accounted for (valid readings plus rejections); the time runs from the first one. With
+/// `clients` SSE clients following the live stream throughout (connected before the
+/// server's group has joined, so the drain starts with them in place).
+fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64, clients: u32) -> (u64, f64) {
     let data = tempfile::tempdir().unwrap();
     let (_server, port) = start_server(bin, brokers, group, data.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let followers: Vec<_> =
+        (0..clients).map(|_| sse_client(port, Arc::clone(&stop), None)).collect();
+    let _stop_followers = StopOnDrop(stop, followers);
     let mut first = None;
     let mut last_progress = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -268,6 +323,18 @@ fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64) -> (u64, f6
             eprint!("\rthroughput: pipeline {n}/{total}   ");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stops SSE clients and waits for them when dropped.
+struct StopOnDrop(Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for client in self.1.drain(..) {
+            let _ = client.join();
+        }
     }
 }
 
@@ -420,6 +487,80 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
         "events_delivered": events,
         "peak_rss_mb": kb("VmHWM:") / 1024,
         "rss_mb": kb("VmRSS:") / 1024,
+    })
+}
+
+/// The JSON API and the dashboard under wrk while 100 sensors report 1 000 readings/s: each
+/// endpoint for `load_seconds` with `load_connections` connections (2 threads), requests/s,
+/// p50/p99 and errors (socket errors plus non-2xx answers).
+fn load_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
+    let data = tempfile::tempdir().unwrap();
+    commit_group_at_end(&a.brokers, group);
+    let (_server, port) = start_server(bin, &a.brokers, group, data.path());
+    wait_ready(port);
+    let seconds = 5 + 6 * a.load_seconds;
+    let mut sim = simulate(bin, &a.brokers, 100, 1000, seconds);
+    std::thread::sleep(Duration::from_secs(4)); // some history to read
+    let endpoints = [
+        "/healthz",
+        "/api/sensors",
+        "/api/alerts?limit=100",
+        "/api/readings?sensor=sensor1",
+        "/api/history/sensor1?points=200",
+        "/",
+    ];
+    let mut figures = serde_json::Map::new();
+    for path in endpoints {
+        eprintln!("load: wrk {path} for {} s, {} connections", a.load_seconds, a.load_connections);
+        let out = Command::new("wrk")
+            .args(["-t2", &format!("-c{}", a.load_connections), &format!("-d{}s", a.load_seconds)])
+            .args(["--latency", &format!("http://127.0.0.1:{port}{path}")])
+            .output()
+            .expect("wrk runs (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+        figures.insert(path.into(), wrk_figures(&String::from_utf8_lossy(&out.stdout)));
+    }
+    let _ = sim.kill();
+    let _ = sim.wait();
+    serde_json::json!({ "connections": a.load_connections, "seconds_each": a.load_seconds,
+        "endpoints": figures })
+}
+
+/// Requests, requests/s, p50/p99 (ms) and errors from wrk's `--latency` report.
+fn wrk_figures(report: &str) -> serde_json::Value {
+    let field = |prefix: &str| {
+        report.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()))
+    };
+    let ms = |v: Option<String>| -> Option<f64> {
+        let v = v?;
+        let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
+        let n: f64 = n.parse().ok()?;
+        let scale = match unit {
+            "us" => 0.001,
+            "ms" => 1.0,
+            "s" => 1000.0,
+            "m" => 60_000.0,
+            _ => return None,
+        };
+        Some((n * scale * 100.0).round() / 100.0)
+    };
+    let requests: Option<u64> = report
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok());
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0);
+    // "Socket errors: connect 0, read 0, write 0, timeout 0"
+    let socket: u64 = field("Socket errors:")
+        .map(|v| {
+            v.split(',').filter_map(|p| p.split_whitespace().nth(1)?.parse::<u64>().ok()).sum()
+        })
+        .unwrap_or(0);
+    serde_json::json!({
+        "requests": requests,
+        "per_s": field("Requests/sec:").and_then(|v| v.parse::<f64>().ok()).map(f64::round),
+        "p50_ms": ms(field("50%")),
+        "p99_ms": ms(field("99%")),
+        "errors": non_2xx + socket,
     })
 }
 
