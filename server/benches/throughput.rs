@@ -15,7 +15,8 @@
 //!
 //!     scripts/services.sh start kafka
 //!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
-//!         [--throughput-only] [--memory-only] [--memory-clients N] [--load-only]
+//!         [--throughput-only] [--latency-only] [--memory-only] [--memory-clients N]
+//!         [--load-only]
 //!     cargo test -p thermoalert --bench throughput -- --smoke
 
 #[path = "../tests/common/mod.rs"]
@@ -57,6 +58,8 @@ struct Args {
     load_connections: u32,
     /// Only the HTTP load phase.
     load_only: bool,
+    /// Only the latency phase.
+    latency_only: bool,
 }
 
 fn args() -> Args {
@@ -77,6 +80,7 @@ fn args() -> Args {
         load_seconds: 10,
         load_connections: 50,
         load_only: false,
+        latency_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -89,6 +93,7 @@ fn args() -> Args {
             "--throughput-only" => a.throughput_only = true,
             "--memory-only" => a.memory_only = true,
             "--load-only" => a.load_only = true,
+            "--latency-only" => a.latency_only = true,
             "--memory-clients" => {
                 a.memory_clients =
                     it.next().and_then(|v| v.parse().ok()).expect("--memory-clients N")
@@ -113,6 +118,10 @@ fn main() {
     let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     if a.memory_only {
         println!("{}", memory_phase(bin, &a, &format!("bench-mem-{nonce}")));
+        return;
+    }
+    if a.latency_only {
+        println!("{}", latency_phase(bin, &a, &format!("bench-lat-{nonce}")));
         return;
     }
     if a.load_only {

@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
 use clap::Parser;
 use leptos::config::get_configuration;
+use rdkafka::producer::Producer;
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings::Settings;
 use thermoalert_pipeline::archive::{LocalStore, Store};
@@ -26,6 +28,7 @@ use thermoalert_pipeline::index::SensorIndex;
 use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
 use thermoalert_pipeline::processor::Processor;
 use thermoalert_pipeline::simulate::SimulatorConfig;
+use thermoalert_pipeline::topics;
 use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
 use tokio::sync::watch;
 use tracing::info;
@@ -198,9 +201,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         operators,
         reads_need_login: args.reads == config::Reads::Operators,
     });
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")
+        })?
+        // Live events are small writes: with Nagle's algorithm one waits for the client's
+        // delayed ACK (40 ms) whenever the previous one is unacknowledged (measured: 4 % of
+        // readings reached the browser 40 ms late).
+        .tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
+            }
+        });
     info!("serving http://{addr}");
     let mut shutdown_web = shutdown_rx.clone();
     tasks.spawn(async move {
@@ -286,6 +299,15 @@ fn seed_from_clock() -> u64 {
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let producer = kafka::producer(&args.kafka_brokers)?;
+    // Connected before the first reading is stamped: the simulated sensors' clock starts
+    // when they can send (otherwise the first burst waits out the connection, ~0.5 s).
+    let client = producer.clone();
+    tokio::task::spawn_blocking(move || {
+        client.client().fetch_metadata(Some(topics::READINGS), Duration::from_secs(30))
+    })
+    .await
+    .context("metadata request panicked")?
+    .with_context(|| format!("cannot reach Kafka at {}", args.kafka_brokers))?;
     let (stop, rx) = watch::channel(false);
     let feed = feed::Feed {
         sim: SimulatorConfig {
