@@ -480,6 +480,8 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let mut sim = simulate(bin, &a.brokers, a.memory_sensors, a.memory_sensors, a.memory_seconds);
     assert!(sim.wait().unwrap().success(), "simulate failed");
     std::thread::sleep(Duration::from_secs(3));
+    // Kept up: every reading sent was processed within 3 s of the last one.
+    let processed = processed(port);
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status
@@ -494,6 +496,8 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
         "sensors": a.memory_sensors,
         "sse_clients": a.memory_clients,
         "events_delivered": events,
+        "readings_sent": u64::from(a.memory_sensors) * u64::from(a.memory_seconds),
+        "readings_processed_3s_after": processed,
         "peak_rss_mb": kb("VmHWM:") / 1024,
         "rss_mb": kb("VmRSS:") / 1024,
     })
