@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Server, commit_group_at_end, free_port, get};
+use common::{Server, commit_group_at_end, free_port, get, serve};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use thermoalert_pipeline::{kafka, topics};
@@ -156,7 +156,7 @@ fn main() {
     );
 
     let group = format!("bench-pipe-{nonce}");
-    let (pipe_n, pipe_s) = pipeline_drain(bin, &a.brokers, &group, total, 0);
+    let (pipe_n, pipe_s) = pipeline_drain(&a.brokers, &group, total, 0);
     eprintln!(
         "throughput: pipeline {pipe_n} messages in {pipe_s:.2} s = {:.0}/s",
         pipe_n as f64 / pipe_s
@@ -172,7 +172,7 @@ fn main() {
     let clients = a.memory_clients * 10;
     eprintln!("throughput: pipeline again with {clients} SSE clients connected");
     let group = format!("bench-pipe-sse-{nonce}");
-    let (sse_n, sse_s) = pipeline_drain(bin, &a.brokers, &group, total, clients);
+    let (sse_n, sse_s) = pipeline_drain(&a.brokers, &group, total, clients);
     eprintln!(
         "throughput: pipeline with {clients} SSE clients {sse_n} messages in {sse_s:.2} s = {:.0}/s",
         sse_n as f64 / sse_s
@@ -309,9 +309,9 @@ fn raw_consume(brokers: &str, group: &str, total: u64) -> (u64, f64) {
 /// accounted for (valid readings plus rejections); the time runs from the first one. With
 /// `clients` SSE clients following the live stream throughout (connected before the
 /// server's group has joined, so the drain starts with them in place).
-fn pipeline_drain(bin: &str, brokers: &str, group: &str, total: u64, clients: u32) -> (u64, f64) {
+fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> (u64, f64) {
     let data = tempfile::tempdir().unwrap();
-    let (_server, port) = start_server(bin, brokers, group, data.path());
+    let (_server, port) = start_server(brokers, group, data.path());
     let stop = Arc::new(AtomicBool::new(false));
     let followers: Vec<_> =
         (0..clients).map(|_| sse_client(port, Arc::clone(&stop), None)).collect();
@@ -349,17 +349,13 @@ impl Drop for StopOnDrop {
 
 /// The real server in `group`, with its data (and its log) in `data`; returns it with its
 /// HTTP port.
-fn start_server(bin: &str, brokers: &str, group: &str, data: &Path) -> (Server, u16) {
+fn start_server(brokers: &str, group: &str, data: &Path) -> (Server, u16) {
     let port = free_port();
     let server = Server::start(
-        Command::new(bin)
-            .arg("serve")
+        serve(data, port)
             .env("THERMO_KAFKA_BROKERS", brokers)
             .env("THERMO_GROUP", group)
-            .env("THERMO_DATA_DIR", data)
             .env("THERMO_FLUSH_INTERVAL", "2s")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEPTOS_OUTPUT_NAME", "thermoalert")
             .env("RUST_LOG", "warn"),
         data.join("server.log"),
     );
@@ -434,7 +430,7 @@ fn sse_client(
 fn latency_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let data = tempfile::tempdir().unwrap();
     commit_group_at_end(&a.brokers, group);
-    let (_server, port) = start_server(bin, &a.brokers, group, data.path());
+    let (_server, port) = start_server(&a.brokers, group, data.path());
     wait_ready(port);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
@@ -468,7 +464,7 @@ fn latency_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
 fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let data = tempfile::tempdir().unwrap();
     commit_group_at_end(&a.brokers, group);
-    let (server, port) = start_server(bin, &a.brokers, group, data.path());
+    let (server, port) = start_server(&a.brokers, group, data.path());
     wait_ready(port);
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> =
@@ -509,7 +505,7 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
 fn load_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     let data = tempfile::tempdir().unwrap();
     commit_group_at_end(&a.brokers, group);
-    let (_server, port) = start_server(bin, &a.brokers, group, data.path());
+    let (_server, port) = start_server(&a.brokers, group, data.path());
     wait_ready(port);
     let seconds = 5 + 6 * a.load_seconds;
     let mut sim = simulate(bin, &a.brokers, 100, 1000, seconds);

@@ -160,13 +160,10 @@ fn with_reads_for_operators_only_everything_but_the_login_needs_a_session() {
 
     let port = free_port();
     let mut server = common::Server::start(
-        thermoalert()
-            .env("THERMO_DATA_DIR", data.path())
+        common::serve(data.path(), port)
             .env("THERMO_OPERATORS_FILE", &ops)
             .env("THERMO_READS", "operators")
-            .env("THERMO_SIM_SENSORS", "2")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEPTOS_OUTPUT_NAME", "thermoalert"),
+            .env("THERMO_SIM_SENSORS", "2"),
         data.path().join("server.log"),
     );
     server.wait_for("healthz", 60, || get(port, "/healthz").is_some_and(|r| r.ok()));

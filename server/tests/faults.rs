@@ -28,7 +28,7 @@ use thermoalert_pipeline::topics;
 
 use common::{
     Server, brokers, commit_group_at_end, expected_instant_alerts, free_port, get_json, headers_of,
-    produce_raw, services, simulated, thermoalert,
+    produce_raw, serve, services, simulated,
 };
 
 /// Starts a service again when dropped, so a failing test leaves it up for the next one.
@@ -43,15 +43,11 @@ impl Drop for Restart {
 fn start(data: &Path, group: &str, run: usize) -> (Server, u16) {
     let port = free_port();
     let server = Server::start(
-        thermoalert()
-            .arg("serve")
+        serve(data, port)
             .env("THERMO_KAFKA_BROKERS", brokers())
             .env("THERMO_HDFS_URL", "hdfs://127.0.0.1:9000")
             .env("THERMO_GROUP", group)
-            .env("THERMO_DATA_DIR", data)
-            .env("THERMO_FLUSH_INTERVAL", "1s")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEPTOS_OUTPUT_NAME", "thermoalert"),
+            .env("THERMO_FLUSH_INTERVAL", "1s"),
         data.join(format!("server{run}.log")),
     );
     (server, port)

@@ -6,19 +6,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, free_port, get, thermoalert};
+use common::{Server, free_port, get, serve};
 
 #[test]
 fn hostile_requests_are_refused_in_words_and_the_server_carries_on() {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut server = Server::start(
-        thermoalert()
-            .env("THERMO_DATA_DIR", data.path())
+        serve(data.path(), port)
             .env("THERMO_SIM_SENSORS", "2")
-            .env("THERMO_FLUSH_INTERVAL", "300ms")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEPTOS_OUTPUT_NAME", "thermoalert"),
+            .env("THERMO_FLUSH_INTERVAL", "300ms"),
         data.path().join("server.log"),
     );
     server.wait_for("healthz", 60, || get(port, "/healthz").is_some_and(|r| r.ok()));

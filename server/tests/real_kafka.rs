@@ -18,8 +18,8 @@ use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, expected_instant_alerts, free_port, get, get_json, headers_of, produce,
-    services, simulated, thermoalert,
+    Server, brokers, expected_instant_alerts, free_port, get, get_json, headers_of, produce, serve,
+    services, simulated,
 };
 
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
@@ -43,17 +43,13 @@ fn start_server_with(
     extra: &[(&str, &str)],
 ) -> Server {
     Server::start(
-        thermoalert()
-            .arg("serve")
+        serve(data_dir, port)
             .env("THERMO_KAFKA_BROKERS", brokers())
             .env("THERMO_GROUP", group)
-            .env("THERMO_DATA_DIR", data_dir)
             .env("THERMO_FLUSH_INTERVAL", "300ms")
             .env("THERMO_WINDOW", "10s")
             .env("THERMO_LATENESS", "1s")
             .env("THERMO_OFFLINE_AFTER", "3s")
-            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-            .env("LEPTOS_OUTPUT_NAME", "thermoalert")
             .env_remove("THERMO_HDFS_URL")
             .envs(extra.iter().copied()),
         data_dir.join(log_name),

@@ -96,6 +96,18 @@ pub fn thermoalert() -> Command {
     Command::new(env!("CARGO_BIN_EXE_thermoalert"))
 }
 
+/// `thermoalert serve` with its data in `data` and its HTTP on `127.0.0.1:port`; the caller
+/// adds the rest of its configuration.
+pub fn serve(data: &Path, port: u16) -> Command {
+    let mut command = thermoalert();
+    command
+        .arg("serve")
+        .env("THERMO_DATA_DIR", data)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("LEPTOS_OUTPUT_NAME", "thermoalert");
+    command
+}
+
 /// A server process writing its output to a log file; killed when dropped, and its log
 /// printed then if the test is failing.
 pub struct Server {
