@@ -6,13 +6,13 @@
 //! ignored (a filter that quietly drops would show alerts the operator excluded).
 
 use serde::{Deserialize, Serialize};
-use thermoalert_pipeline::model::{AlertKind, AlertState, Level};
+use thermoalert_pipeline::model::{
+    AlertKind, AlertState, Level, MAX_FILTER_VALUES, MAX_QUERY_SPAN_MS,
+};
 use thermoalert_pipeline::parse::validate_sensor_id;
 
-/// At most this many values per filter.
-pub const MAX_FILTER_VALUES: usize = 100;
-/// The longest time range a page may ask for.
-pub const MAX_SPAN_S: f64 = 10.0 * 365.25 * 86_400.0;
+/// The longest time range a page may ask for, in seconds.
+const MAX_SPAN_S: f64 = MAX_QUERY_SPAN_MS as f64 / 1000.0;
 
 /// Filters of the alerts list. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -10,7 +10,8 @@ use thermoalert_pipeline::parse::validate_sensor_id;
 #[allow(dead_code)]
 mod params;
 
-use params::{BadParam, MAX_LIST, MAX_SPAN_MS, Params};
+use params::{BadParam, Params};
+use thermoalert_pipeline::model::{MAX_FILTER_VALUES, MAX_QUERY_SPAN_MS};
 
 const NOW_MS: i64 = 1_800_000_000_000;
 
@@ -20,7 +21,7 @@ fn sentence(e: &BadParam) {
 
 fn range_ok(from: i64, to: i64) {
     assert!(0 <= from && from < to, "{from}, {to}");
-    assert!(to - from <= MAX_SPAN_MS);
+    assert!(to - from <= MAX_QUERY_SPAN_MS);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -28,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
     match params::alerts(&q) {
         Ok(f) => {
             for n in [f.severities.len(), f.sensors.len(), f.kinds.len(), f.states.len()] {
-                assert!(n <= MAX_LIST);
+                assert!(n <= MAX_FILTER_VALUES);
             }
             assert!(f.sensors.iter().all(|s| validate_sensor_id(s).is_ok()));
             assert!((1..=10_000).contains(&f.limit));

@@ -157,6 +157,12 @@ impl std::str::FromStr for AlertState {
     }
 }
 
+/// Most values one filter of a query may hold (a severity list, a sensor list, …), in page
+/// URLs and in the JSON API alike.
+pub const MAX_FILTER_VALUES: usize = 100;
+/// The longest time range any query may span: 10 years (of 366 days), in milliseconds.
+pub const MAX_QUERY_SPAN_MS: i64 = 10 * 366 * 86_400_000;
+
 /// Which alerts to list. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertFilter {

@@ -156,10 +156,12 @@ fn main() {
     );
 
     let group = format!("bench-pipe-{nonce}");
-    let (pipe_n, pipe_s) = pipeline_drain(&a.brokers, &group, total, 0);
+    let pipe = pipeline_drain(&a.brokers, &group, total, 0);
     eprintln!(
-        "throughput: pipeline {pipe_n} messages in {pipe_s:.2} s = {:.0}/s",
-        pipe_n as f64 / pipe_s
+        "throughput: pipeline {} messages in {:.2} s = {:.0}/s",
+        pipe.messages,
+        pipe.seconds,
+        pipe.per_s()
     );
 
     if a.throughput_only {
@@ -172,16 +174,19 @@ fn main() {
     let clients = a.memory_clients * 10;
     eprintln!("throughput: pipeline again with {clients} SSE clients connected");
     let group = format!("bench-pipe-sse-{nonce}");
-    let (sse_n, sse_s) = pipeline_drain(&a.brokers, &group, total, clients);
+    let sse = pipeline_drain(&a.brokers, &group, total, clients);
     eprintln!(
-        "throughput: pipeline with {clients} SSE clients {sse_n} messages in {sse_s:.2} s = {:.0}/s",
-        sse_n as f64 / sse_s
+        "throughput: pipeline with {} of {clients} SSE clients connected at its first message: {} messages in {:.2} s = {:.0}/s",
+        sse.clients_at_first,
+        sse.messages,
+        sse.seconds,
+        sse.per_s()
     );
     let load = load_phase(bin, &a, &format!("bench-load-{nonce}"));
     eprintln!("load: {load}");
 
     let raw_rate = raw_n as f64 / raw_s;
-    let pipe_rate = pipe_n as f64 / pipe_s;
+    let pipe_rate = pipe.per_s();
     let figures = serde_json::json!({
         "benchmark": "thermoalert",
         "smoke": a.smoke,
@@ -196,8 +201,9 @@ fn main() {
         "memory": memory,
         "pipeline_with_sse_clients": {
             "sse_clients": clients,
-            "per_s": (sse_n as f64 / sse_s).round(),
-            "to_pipeline": ((sse_n as f64 / sse_s) / pipe_rate * 1000.0).round() / 1000.0,
+            "connected_at_first_message": sse.clients_at_first,
+            "per_s": sse.per_s().round(),
+            "to_pipeline": (sse.per_s() / pipe_rate * 1000.0).round() / 1000.0,
         },
         "http_load": load,
     });
@@ -309,7 +315,7 @@ fn raw_consume(brokers: &str, group: &str, total: u64) -> (u64, f64) {
 /// accounted for (valid readings plus rejections); the time runs from the first one. With
 /// `clients` SSE clients following the live stream throughout (connected before the
 /// server's group has joined, so the drain starts with them in place).
-fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> (u64, f64) {
+fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> Drain {
     let data = tempfile::tempdir().unwrap();
     let (_server, port) = start_server(brokers, group, data.path());
     let stop = Arc::new(AtomicBool::new(false));
@@ -317,21 +323,39 @@ fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> (u64,
         (0..clients).map(|_| sse_client(port, Arc::clone(&stop), None)).collect();
     let _stop_followers = StopOnDrop(stop, followers);
     let mut first = None;
+    let mut clients_at_first = 0;
     let mut last_progress = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        let n = processed(port);
-        if n > 0 {
-            first.get_or_insert_with(Instant::now);
+        let text = get(port, "/metrics").unwrap_or_default().body;
+        let n = processed(&text);
+        if n > 0 && first.is_none() {
+            first = Some(Instant::now());
+            clients_at_first = gauge(&text, "thermoalert_sse_clients");
         }
         if n >= total || Instant::now() > deadline {
-            return (n, first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64()));
+            let seconds = first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64());
+            return Drain { messages: n, seconds, clients_at_first };
         }
         if last_progress.elapsed() > Duration::from_secs(2) {
             last_progress = Instant::now();
             eprint!("\rthroughput: pipeline {n}/{total}   ");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What a drain of the topic measured.
+struct Drain {
+    messages: u64,
+    seconds: f64,
+    /// SSE clients connected when the first message was processed.
+    clients_at_first: u64,
+}
+
+impl Drain {
+    fn per_s(&self) -> f64 {
+        self.messages as f64 / self.seconds
     }
 }
 
@@ -391,7 +415,15 @@ fn sse_client(
     latencies: Option<mpsc::Sender<f64>>,
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the server accepts");
+        // The server may not listen yet (a drain starts its clients with it).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut s = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => panic!("the server never accepted: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         write!(
             s,
@@ -477,7 +509,7 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     assert!(sim.wait().unwrap().success(), "simulate failed");
     std::thread::sleep(Duration::from_secs(3));
     // Kept up: every reading sent was processed within 3 s of the last one.
-    let processed = processed(port);
+    let processed = processed(&get(port, "/metrics").unwrap_or_default().body);
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     let kb = |key: &str| -> u64 {
         status
@@ -573,10 +605,18 @@ fn wrk_figures(report: &str) -> serde_json::Value {
     })
 }
 
-/// Readings plus rejections the server has counted so far.
-fn processed(port: u16) -> u64 {
-    let text = get(port, "/metrics").unwrap_or_default().body;
-    text.lines()
+/// The value of an unlabelled gauge in a `/metrics` text (0 when absent).
+fn gauge(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+/// Readings plus rejections the server has counted so far, from a `/metrics` text.
+fn processed(metrics: &str) -> u64 {
+    metrics
+        .lines()
         .filter(|l| {
             l.starts_with("thermoalert_readings_total")
                 || l.starts_with("thermoalert_rejected_total")

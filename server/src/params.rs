@@ -4,13 +4,11 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use thermoalert_pipeline::model::{AlertFilter, AlertKind, AlertState, Level, UnknownName};
+use thermoalert_pipeline::model::{
+    AlertFilter, AlertKind, AlertState, Level, MAX_FILTER_VALUES, MAX_QUERY_SPAN_MS, UnknownName,
+};
 use thermoalert_pipeline::parse::validate_sensor_id;
 
-/// Most values one list parameter may carry.
-pub const MAX_LIST: usize = 100;
-/// Longest time range any query may span: 10 years.
-pub const MAX_SPAN_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
 /// Default range when none is given: the last hour.
 pub const DEFAULT_SPAN_MS: i64 = 3600 * 1000;
 
@@ -80,13 +78,14 @@ pub fn range(params: &Params, now_ms: i64, default_span_ms: i64) -> Result<(i64,
     if from >= to {
         return Err(bad("`from` must be before `to`"));
     }
-    if to - from > MAX_SPAN_MS {
+    if to - from > MAX_QUERY_SPAN_MS {
         return Err(bad("the range may span at most 10 years"));
     }
     Ok((from, to))
 }
 
-/// A comma-separated list (also accepted repeated as `a,b`), at most [`MAX_LIST`] values.
+/// A comma-separated list (also accepted repeated as `a,b`), at most
+/// [`MAX_FILTER_VALUES`] values.
 pub fn list<T>(
     params: &Params,
     name: &str,
@@ -96,8 +95,8 @@ pub fn list<T>(
         return Ok(Vec::new());
     };
     let items: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    if items.len() > MAX_LIST {
-        return Err(bad(format!("`{name}`: at most {MAX_LIST} values")));
+    if items.len() > MAX_FILTER_VALUES {
+        return Err(bad(format!("`{name}`: at most {MAX_FILTER_VALUES} values")));
     }
     items.into_iter().map(|i| parse(i).map_err(|e| bad(format!("`{name}`: {e}")))).collect()
 }
