@@ -118,6 +118,15 @@ impl LiveEvent {
     }
 }
 
+/// A live event as it goes out to every subscriber: its SSE name and its JSON, serialized
+/// once however many pages follow the stream.
+#[cfg(feature = "ssr")]
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub name: &'static str,
+    pub json: std::sync::Arc<str>,
+}
+
 /// How many recent alerts the overview keeps.
 pub const RECENT_ALERTS: usize = 50;
 
@@ -132,7 +141,9 @@ mod hub {
     use thermoalert_pipeline::model::{Alert, Level, Reading, SensorWindow};
     use tokio::sync::broadcast;
 
-    use super::{AlertAck, LiveEvent, MAX_CHARTED, Overview, RECENT_ALERTS, SensorView, Trail};
+    use super::{
+        AlertAck, LiveEvent, MAX_CHARTED, Overview, Published, RECENT_ALERTS, SensorView, Trail,
+    };
 
     #[derive(Debug, Default)]
     struct Board {
@@ -147,11 +158,11 @@ mod hub {
     ///
     /// The broadcast is bounded: a subscriber that falls behind by more than its capacity
     /// skips ahead (it receives `Lagged`), so a slow browser never slows the pipeline nor
-    /// grows memory.
+    /// grows memory. Each event is serialized once, and not at all while no one follows.
     #[derive(Debug, Clone)]
     pub struct LiveHub {
         board: Arc<RwLock<Board>>,
-        tx: broadcast::Sender<LiveEvent>,
+        tx: broadcast::Sender<Published>,
     }
 
     impl LiveHub {
@@ -160,19 +171,30 @@ mod hub {
             LiveHub { board: Arc::default(), tx }
         }
 
+        /// Serializes `event` once for every subscriber (none is fine: nobody is watching).
+        fn send(&self, event: &LiveEvent) {
+            let json = serde_json::to_string(event).expect("live events serialize");
+            let _ = self.tx.send(Published { name: event.name(), json: json.into() });
+        }
+
+        fn watched(&self) -> bool {
+            self.tx.receiver_count() > 0
+        }
+
         pub fn publish_reading(&self, reading: &Reading, level: Level) {
+            let watched = self.watched();
             let view = {
                 let mut board = self.board.write().expect("live board lock");
                 board.readings_seen += 1;
                 let view = match board.sensors.get_mut(reading.sensor_id.as_str()) {
                     Some(view) => {
                         view.advance(reading, level);
-                        view.clone()
+                        watched.then(|| view.clone())
                     }
                     None => {
                         let view = SensorView::first(reading, level);
                         board.sensors.insert(reading.sensor_id.clone(), view.clone());
-                        view
+                        Some(view)
                     }
                 };
                 let trail = match board.trails.get_mut(&reading.sensor_id) {
@@ -182,8 +204,9 @@ mod hub {
                 Trail::push(trail, reading.timestamp, reading.temperature);
                 view
             };
-            // No subscribers is fine: nobody is watching.
-            let _ = self.tx.send(LiveEvent::Reading(view));
+            if let Some(view) = view.filter(|_| watched) {
+                self.send(&LiveEvent::Reading(view));
+            }
         }
 
         pub fn publish_alert(&self, alert: &Alert) {
@@ -197,17 +220,23 @@ mod hub {
                 board.recent_alerts.push_front(alert.clone());
                 board.recent_alerts.truncate(RECENT_ALERTS);
             }
-            let _ = self.tx.send(LiveEvent::Alert(alert.clone()));
+            if self.watched() {
+                self.send(&LiveEvent::Alert(alert.clone()));
+            }
         }
 
         /// A window result (first or revised); only streamed, the overview does not keep it.
         pub fn publish_window(&self, window: &SensorWindow) {
-            let _ = self.tx.send(LiveEvent::Window(window.clone()));
+            if self.watched() {
+                self.send(&LiveEvent::Window(window.clone()));
+            }
         }
 
         /// An acknowledgement, for every open page.
         pub fn publish_ack(&self, ack: &AlertAck) {
-            let _ = self.tx.send(LiveEvent::Acknowledged(ack.clone()));
+            if self.watched() {
+                self.send(&LiveEvent::Acknowledged(ack.clone()));
+            }
         }
 
         /// The latest state of one sensor, if it reported since the server started.
@@ -250,7 +279,7 @@ mod hub {
             }
         }
 
-        pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        pub fn subscribe(&self) -> broadcast::Receiver<Published> {
             self.tx.subscribe()
         }
 
@@ -331,8 +360,14 @@ mod hub {
                 hub.publish_reading(&reading("a", f64::from(i), 20.0), Level::Normal);
             }
             assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Lagged(6))));
-            let LiveEvent::Reading(next) = rx.try_recv().unwrap() else { panic!("a reading") };
-            assert_eq!(next.timestamp, 6.0);
+            let next = rx.try_recv().unwrap();
+            assert_eq!(next.name, "reading");
+            let view: SensorView = serde_json::from_str(&next.json).unwrap();
+            assert_eq!(view.timestamp, 6.0);
+            // Unwatched, the hub still keeps the board.
+            drop(rx);
+            hub.publish_reading(&reading("a", 20.0, 25.0), Level::Normal);
+            assert_eq!(hub.sensor("a").unwrap().temperature, 25.0);
         }
     }
 }

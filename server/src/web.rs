@@ -192,9 +192,7 @@ async fn stream(
     let rx = (state.hub.subscribe(), SseClient::connect());
     let events = futures::stream::unfold(rx, |(mut rx, client)| async move {
         let event = match rx.recv().await {
-            Ok(ev) => Event::default().event(ev.name()).json_data(&ev).unwrap_or_else(|e| {
-                Event::default().event("error").data(format!("unencodable event: {e}"))
-            }),
+            Ok(ev) => Event::default().event(ev.name).data(&*ev.json),
             Err(RecvError::Lagged(missed)) => {
                 telemetry::sse_lagged(missed);
                 Event::default().event("lagged").data(missed.to_string())
