@@ -20,15 +20,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use thermoalert_pipeline::model::{Alert, AlertKind, AlertState};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, commit_group_at_end, expected_instant_alerts, free_port, get_json, headers_of,
-    produce_raw, serve, services, simulated,
+    Server, brokers, commit_group_at_end, expected_instant_alerts, free_port, from_start, get_json,
+    headers_of, produce_raw, serve, services, simulated,
 };
 
 /// Starts a service again when dropped, so a failing test leaves it up for the next one.
@@ -74,14 +72,7 @@ async fn read_topic(
     enough: impl Fn(&[(String, Vec<u8>, BTreeMap<String, String>)]) -> bool,
 ) -> Vec<(String, Vec<u8>, BTreeMap<String, String>)> {
     let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    let c: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", format!("faults-read-{nonce}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    c.subscribe(&[topic]).unwrap();
+    let c = from_start(&format!("faults-read-{nonce}"), topic);
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut found = Vec::new();
     // `enough` looks at everything found: asked once a second, not per message.

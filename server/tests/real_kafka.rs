@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
@@ -18,8 +17,8 @@ use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, expected_instant_alerts, free_port, get, get_json, headers_of, produce, serve,
-    services, simulated,
+    Server, brokers, expected_instant_alerts, free_port, from_start, get, get_json, headers_of,
+    produce, serve, services, simulated,
 };
 
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
@@ -66,14 +65,7 @@ async fn collect(
     key: &str,
     enough: impl Fn(&[Received]) -> bool,
 ) -> Vec<Received> {
-    let c: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", group)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    c.subscribe(&[topic]).unwrap();
+    let c = from_start(group, topic);
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut found = Vec::new();
     while !enough(&found) {

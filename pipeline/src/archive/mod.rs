@@ -479,6 +479,19 @@ mod tests {
         failing_sync: AtomicBool,
     }
 
+    impl Flaky {
+        /// Failing appends to paths containing `fail` from the start; syncs succeed.
+        fn new(dir: &std::path::Path, fail: &'static str) -> Flaky {
+            Flaky {
+                inner: LocalStore::new(dir),
+                fail,
+                failing: AtomicBool::new(true),
+                appends: AtomicUsize::new(0),
+                failing_sync: AtomicBool::new(false),
+            }
+        }
+    }
+
     impl Store for Flaky {
         fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
             self.inner.write_file(path, bytes)
@@ -521,13 +534,7 @@ mod tests {
     #[test]
     fn a_failed_batch_returns_exactly_the_files_not_written_and_a_retry_completes_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Flaky {
-            inner: LocalStore::new(dir.path()),
-            fail: "/s13/",
-            failing: AtomicBool::new(true),
-            appends: AtomicUsize::new(0),
-            failing_sync: AtomicBool::new(false),
-        };
+        let store = Flaky::new(dir.path(), "/s13/");
         let mut buf = ArchiveBuffer::new("w");
         for s in 0..40 {
             buf.push_reading(&reading(&format!("s{s}"), 1.0));
@@ -565,13 +572,7 @@ mod tests {
     #[test]
     fn a_file_whose_append_failed_is_never_appended_to_again() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Flaky {
-            inner: LocalStore::new(dir.path()),
-            fail: "/s1/",
-            failing: AtomicBool::new(true),
-            appends: AtomicUsize::new(0),
-            failing_sync: AtomicBool::new(false),
-        };
+        let store = Flaky::new(dir.path(), "/s1/");
         let part = |n: u32| format!("/temperature_data/s1/1970-01-01/00_w-{n:03}.jsonl");
         let mut buf = ArchiveBuffer::new("w");
         buf.push_reading(&reading("s1", 1.0));
