@@ -171,32 +171,33 @@ mod hub {
             LiveHub { board: Arc::default(), tx }
         }
 
-        /// Serializes `event` once for every subscriber (none is fine: nobody is watching).
-        fn send(&self, event: &LiveEvent) {
-            let json = serde_json::to_string(event).expect("live events serialize");
+        /// Serializes the event once for every subscriber; while there is none (nobody is
+        /// watching), the event is not even made.
+        fn send(&self, event: impl FnOnce() -> LiveEvent) {
+            if self.tx.receiver_count() == 0 {
+                return;
+            }
+            let event = event();
+            let json = serde_json::to_string(&event).expect("live events serialize");
             let _ = self.tx.send(Published { name: event.name(), json: json.into() });
         }
 
-        fn watched(&self) -> bool {
-            self.tx.receiver_count() > 0
-        }
-
         pub fn publish_reading(&self, reading: &Reading, level: Level) {
-            let watched = self.watched();
             let view = {
                 let mut board = self.board.write().expect("live board lock");
                 board.readings_seen += 1;
                 let view = match board.sensors.get_mut(reading.sensor_id.as_str()) {
                     Some(view) => {
                         view.advance(reading, level);
-                        watched.then(|| view.clone())
+                        view
                     }
-                    None => {
-                        let view = SensorView::first(reading, level);
-                        board.sensors.insert(reading.sensor_id.clone(), view.clone());
-                        Some(view)
-                    }
+                    None => board
+                        .sensors
+                        .entry(reading.sensor_id.clone())
+                        .or_insert_with(|| SensorView::first(reading, level)),
                 };
+                // Copied out of the lock, and only for subscribers.
+                let view = (self.tx.receiver_count() > 0).then(|| view.clone());
                 let trail = match board.trails.get_mut(&reading.sensor_id) {
                     Some(t) => t,
                     None => board.trails.entry(reading.sensor_id.clone()).or_default(),
@@ -204,8 +205,8 @@ mod hub {
                 Trail::push(trail, reading.timestamp, reading.temperature);
                 view
             };
-            if let Some(view) = view.filter(|_| watched) {
-                self.send(&LiveEvent::Reading(view));
+            if let Some(view) = view {
+                self.send(|| LiveEvent::Reading(view));
             }
         }
 
@@ -220,23 +221,17 @@ mod hub {
                 board.recent_alerts.push_front(alert.clone());
                 board.recent_alerts.truncate(RECENT_ALERTS);
             }
-            if self.watched() {
-                self.send(&LiveEvent::Alert(alert.clone()));
-            }
+            self.send(|| LiveEvent::Alert(alert.clone()));
         }
 
         /// A window result (first or revised); only streamed, the overview does not keep it.
         pub fn publish_window(&self, window: &SensorWindow) {
-            if self.watched() {
-                self.send(&LiveEvent::Window(window.clone()));
-            }
+            self.send(|| LiveEvent::Window(window.clone()));
         }
 
         /// An acknowledgement, for every open page.
         pub fn publish_ack(&self, ack: &AlertAck) {
-            if self.watched() {
-                self.send(&LiveEvent::Acknowledged(ack.clone()));
-            }
+            self.send(|| LiveEvent::Acknowledged(ack.clone()));
         }
 
         /// The latest state of one sensor, if it reported since the server started.
