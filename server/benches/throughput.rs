@@ -16,7 +16,7 @@
 //!     scripts/services.sh start kafka
 //!     cargo bench -p thermoalert --bench throughput -- [--readings N] [--sensors N] [--record]
 //!         [--throughput-only] [--latency-only] [--memory-only] [--memory-clients N]
-//!         [--load-only]
+//!         [--load-only] [--sse-only]
 //!     cargo test -p thermoalert --bench throughput -- --smoke
 
 #[path = "../tests/common/mod.rs"]
@@ -60,6 +60,8 @@ struct Args {
     load_only: bool,
     /// Only the latency phase.
     latency_only: bool,
+    /// Only the drains without and with `--memory-clients N` × 10 SSE clients.
+    sse_only: bool,
 }
 
 fn args() -> Args {
@@ -81,6 +83,7 @@ fn args() -> Args {
         load_connections: 50,
         load_only: false,
         latency_only: false,
+        sse_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -94,6 +97,7 @@ fn args() -> Args {
             "--memory-only" => a.memory_only = true,
             "--load-only" => a.load_only = true,
             "--latency-only" => a.latency_only = true,
+            "--sse-only" => a.sse_only = true,
             "--memory-clients" => {
                 a.memory_clients =
                     it.next().and_then(|v| v.parse().ok()).expect("--memory-clients N")
@@ -167,10 +171,15 @@ fn main() {
     if a.throughput_only {
         return;
     }
-    let latency = latency_phase(bin, &a, &format!("bench-lat-{nonce}"));
-    eprintln!("latency: {latency}");
-    let memory = memory_phase(bin, &a, &format!("bench-mem-{nonce}"));
-    eprintln!("memory: {memory}");
+    let (latency, memory) = if a.sse_only {
+        Default::default()
+    } else {
+        let latency = latency_phase(bin, &a, &format!("bench-lat-{nonce}"));
+        eprintln!("latency: {latency}");
+        let memory = memory_phase(bin, &a, &format!("bench-mem-{nonce}"));
+        eprintln!("memory: {memory}");
+        (latency, memory)
+    };
     let clients = a.memory_clients * 10;
     eprintln!("throughput: pipeline again with {clients} SSE clients connected");
     let group = format!("bench-pipe-sse-{nonce}");
@@ -182,6 +191,9 @@ fn main() {
         sse.seconds,
         sse.per_s()
     );
+    if a.sse_only {
+        return;
+    }
     let load = load_phase(bin, &a, &format!("bench-load-{nonce}"));
     eprintln!("load: {load}");
 

@@ -142,6 +142,9 @@ impl Ingest {
         let mut in_flight: InFlight = None;
         loop {
             tokio::select! {
+                // In this order: the live view's batch goes out only when nothing else is
+                // ready (a batch per burst of messages, not per message).
+                biased;
                 _ = shutdown.changed() => break,
                 Some((sensor, thresholds)) = self.setting_changes.recv() => {
                     self.processor.set_thresholds(&sensor, thresholds);
@@ -197,6 +200,7 @@ impl Ingest {
                         self.flush(&mut pending, &mut in_flight).await?;
                     }
                 }
+                () = std::future::ready(()), if self.hub.has_unsent() => self.hub.flush(),
             }
         }
         self.flush(&mut pending, &mut in_flight).await?;
@@ -221,6 +225,7 @@ impl Ingest {
         pending: &mut Pending,
         in_flight: &mut InFlight,
     ) -> anyhow::Result<()> {
+        self.hub.flush();
         match change {
             Rebalance::Revoke(partitions) => {
                 // Everything consumed so far is made durable and committed first: the next
@@ -326,6 +331,8 @@ impl Ingest {
         pending: &mut Pending,
         in_flight: &mut InFlight,
     ) -> anyhow::Result<()> {
+        // This may wait for the archive; the live view does not.
+        self.hub.flush();
         // Ticks raise alerts without consuming anything (a sensor went offline): those must
         // go out too, so only a flush with nothing at all to do returns early.
         if pending.is_empty() {

@@ -35,8 +35,9 @@ use tracing::info;
 
 use crate::config::{Cli, Command, LogFormat, ServeArgs, SimulateArgs};
 
-/// Capacity of the live broadcast: how far a browser may fall behind before it skips ahead.
-const LIVE_CAPACITY: usize = 4096;
+/// Capacity of the live broadcast, in batches: how far a browser may fall behind before it
+/// skips ahead (each batch holds at most `live::hub::BATCH_BYTES`).
+const LIVE_CAPACITY: usize = 1024;
 /// How long a shutdown may take to flush and commit before the process gives up.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long start-up waits for a configured Kafka broker.
@@ -45,6 +46,41 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 fn main() -> anyhow::Result<()> {
     keep_signals_from_the_jvm();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+/// The pipeline's own runtime: one worker thread for the ingest loop and the flushes it
+/// starts. On the web's runtime, every wake-up of the pipeline (each await of a flush: the
+/// archive, the index, the broker) queued behind whatever the web had ready; with 1 000
+/// live-stream writers that was seconds per flush, and consumption paused meanwhile.
+struct PipelineRuntime(Option<tokio::runtime::Runtime>);
+
+impl PipelineRuntime {
+    fn start() -> anyhow::Result<PipelineRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pipeline")
+            .enable_all()
+            .build()
+            .context("starting the pipeline's runtime")?;
+        Ok(PipelineRuntime(Some(runtime)))
+    }
+
+    fn spawn<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.0.as_ref().expect("the runtime lives until dropped").spawn(task)
+    }
+}
+
+impl Drop for PipelineRuntime {
+    /// Dropped from async code (`serve`), where a runtime may only be let go in the
+    /// background; by then the pipeline task has ended or the process is giving up.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The JVM that libhdfs starts would install its own SIGTERM/SIGINT handlers and end the
@@ -168,7 +204,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rebalances,
         setting_changes,
     };
-    tasks.spawn(ingest.run(shutdown_rx.clone()));
+    let pipeline = PipelineRuntime::start()?;
+    let ingest = pipeline.spawn(ingest.run(shutdown_rx.clone()));
+    tasks.spawn(async move { ingest.await.context("the pipeline task panicked")? });
     let upkeep = Upkeep { index: index.clone(), store: Arc::clone(&store), gate };
     tasks.spawn(upkeep::run(upkeep, args.upkeep_interval, args.retention, shutdown_rx.clone()));
     if embedded.is_some() {

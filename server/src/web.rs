@@ -7,13 +7,12 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::Stream;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -27,7 +26,6 @@ use thermoalert_app::{App, shell};
 use thermoalert_pipeline::archive::Store;
 use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::topics;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::{api, telemetry};
 
@@ -184,24 +182,31 @@ impl Drop for SseClient {
     }
 }
 
-/// `GET /api/stream`: `reading` and `alert` events as they happen. A client that falls
-/// behind skips ahead and receives a `lagged` event with the number of events it missed.
-async fn stream(
-    State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = (state.hub.subscribe(), SseClient::connect());
-    let events = futures::stream::unfold(rx, |(mut rx, client)| async move {
-        let event = match rx.recv().await {
-            Ok(ev) => Event::default().event(ev.name).data(&*ev.json),
-            Err(RecvError::Lagged(missed)) => {
-                telemetry::sse_lagged(missed);
-                Event::default().event("lagged").data(missed.to_string())
+/// An SSE comment sent to an idle stream so that proxies and browsers keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `GET /api/stream`: `reading`, `alert`, `window` and `acknowledged` events as they happen.
+/// A client that falls behind skips ahead and receives a `lagged` event with the number of
+/// events it missed. The hub hands over ready-made SSE frames in batches, written as they
+/// are: one write per batch, whatever the number of events in it.
+async fn stream(State(state): State<AppState>) -> Response {
+    let following = (state.hub.subscribe(), SseClient::connect());
+    let frames = futures::stream::unfold(following, |(mut sub, client)| async move {
+        let frames = tokio::select! {
+            delivery = sub.next() => {
+                let delivery = delivery?;
+                if delivery.missed > 0 {
+                    telemetry::sse_lagged(delivery.missed);
+                }
+                delivery.frames
             }
-            Err(RecvError::Closed) => return None,
+            () = tokio::time::sleep(KEEP_ALIVE) => Bytes::from_static(b":\n\n"),
         };
-        Some((Ok(event), (rx, client)))
+        Some((Ok::<_, Infallible>(frames), (sub, client)))
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    let headers =
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
+    (headers, Body::from_stream(frames)).into_response()
 }
 
 /// Refuses a write (any method but GET, HEAD and OPTIONS) that a browser says comes from

@@ -9,6 +9,38 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, get, get_json, post_form, thermoalert};
 
+/// The response head (lower case) and the first `count` events `(name, data)` of
+/// `/api/stream`, checking the framing of each; keep-alive comments are skipped.
+fn live_events(port: u16, count: usize) -> (String, Vec<(String, String)>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET /api/stream HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).expect("the stream goes on");
+        assert!(n > 0, "the stream ended: {text}");
+        text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        let Some((head, body)) = text.split_once("\r\n\r\n") else { continue };
+        let frames: Vec<&str> = body.split("\n\n").collect();
+        // The last piece is an unfinished frame (or empty after a complete one).
+        let events: Vec<(String, String)> = frames[..frames.len() - 1]
+            .iter()
+            .filter(|frame| !frame.starts_with(':'))
+            .map(|frame| {
+                let (event, data) = frame.split_once('\n').unwrap_or_else(|| panic!("{frame:?}"));
+                let event = event.strip_prefix("event: ").unwrap_or_else(|| panic!("{frame:?}"));
+                let data = data.strip_prefix("data: ").unwrap_or_else(|| panic!("{frame:?}"));
+                (event.to_owned(), data.to_owned())
+            })
+            .collect();
+        if events.len() >= count {
+            return (head.to_lowercase(), events);
+        }
+    }
+}
+
 #[test]
 fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
@@ -55,6 +87,16 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     assert_eq!(ready["status"], "ready", "{ready}");
     assert_eq!(ready["checks"]["kafka"]["ok"], true, "{ready}");
     assert_eq!(ready["checks"]["archive"]["ok"], true, "{ready}");
+
+    // The live stream: Server-Sent Events, each a reading of one of the sensors.
+    let (head, events) = live_events(port, 6);
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    assert!(head.contains("cache-control: no-cache"), "{head}");
+    for (event, data) in &events {
+        assert_eq!(event, "reading", "{data}");
+        let view: thermoalert_app::live::SensorView = serde_json::from_str(data).unwrap();
+        assert!(["sensor1", "sensor2", "sensor3"].contains(&view.sensor_id.as_str()), "{data}");
+    }
 
     // Prometheus metrics count what went through.
     let metrics = get(port, "/metrics").unwrap().body;
