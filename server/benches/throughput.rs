@@ -26,7 +26,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -162,10 +162,11 @@ fn main() {
     let group = format!("bench-pipe-{nonce}");
     let pipe = pipeline_drain(&a.brokers, &group, total, 0);
     eprintln!(
-        "throughput: pipeline {} messages in {:.2} s = {:.0}/s",
+        "throughput: pipeline {} messages in {:.2} s = {:.0}/s; peak RSS {} MB",
         pipe.messages,
         pipe.seconds,
-        pipe.per_s()
+        pipe.per_s(),
+        pipe.peak_rss_mb,
     );
 
     if a.throughput_only {
@@ -185,11 +186,13 @@ fn main() {
     let group = format!("bench-pipe-sse-{nonce}");
     let sse = pipeline_drain(&a.brokers, &group, total, clients);
     eprintln!(
-        "throughput: pipeline with {} of {clients} SSE clients connected at its first message: {} messages in {:.2} s = {:.0}/s",
+        "throughput: pipeline with {clients} SSE clients ({} connected at its first message): {} of {} messages in {:.2} s with all connected = {:.0}/s; peak RSS {} MB",
         sse.clients_at_first,
+        sse.followed.0,
         sse.messages,
-        sse.seconds,
-        sse.per_s()
+        sse.followed.1,
+        sse.per_s(),
+        sse.peak_rss_mb,
     );
     if a.sse_only {
         return;
@@ -214,7 +217,9 @@ fn main() {
         "pipeline_with_sse_clients": {
             "sse_clients": clients,
             "connected_at_first_message": sse.clients_at_first,
+            "messages_with_all_connected": sse.followed.0,
             "per_s": sse.per_s().round(),
+            "peak_rss_mb": sse.peak_rss_mb,
             "to_pipeline": (sse.per_s() / pipe_rate * 1000.0).round() / 1000.0,
         },
         "http_load": load,
@@ -324,30 +329,35 @@ fn raw_consume(brokers: &str, group: &str, total: u64) -> (u64, f64) {
 }
 
 /// Starts the real server on the topic and polls its metrics until every message is
-/// accounted for (valid readings plus rejections); the time runs from the first one. With
-/// `clients` SSE clients following the live stream throughout (connected before the
-/// server's group has joined, so the drain starts with them in place).
+/// accounted for (valid readings plus rejections). With `clients` SSE clients following the
+/// live stream, the rate counts only what was processed once all of them were connected.
 fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> Drain {
     let data = tempfile::tempdir().unwrap();
-    let (_server, port) = start_server(brokers, group, data.path());
-    let stop = Arc::new(AtomicBool::new(false));
-    let followers: Vec<_> =
-        (0..clients).map(|_| sse_client(port, Arc::clone(&stop), None)).collect();
-    let _stop_followers = StopOnDrop(stop, followers);
+    let (server, port) = start_server(brokers, group, data.path());
+    let _followers = Followers::start(port, clients);
     let mut first = None;
     let mut clients_at_first = 0;
+    // When every client followed, and how many messages were processed by then.
+    let mut all_in: Option<(Instant, u64)> = None;
     let mut last_progress = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let text = get(port, "/metrics").unwrap_or_default().body;
         let n = processed(&text);
+        let connected = gauge(&text, "thermoalert_sse_clients");
         if n > 0 && first.is_none() {
             first = Some(Instant::now());
-            clients_at_first = gauge(&text, "thermoalert_sse_clients");
+            clients_at_first = connected;
+        }
+        if all_in.is_none() && connected >= u64::from(clients) && (clients > 0 || n > 0) {
+            all_in = Some((Instant::now(), n));
         }
         if n >= total || Instant::now() > deadline {
             let seconds = first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64());
-            return Drain { messages: n, seconds, clients_at_first };
+            let followed =
+                all_in.map_or((0, f64::NAN), |(t, n0)| (n - n0, t.elapsed().as_secs_f64()));
+            let peak_rss_mb = vm_kb(server.child.id(), "VmHWM:") / 1024;
+            return Drain { messages: n, seconds, clients_at_first, followed, peak_rss_mb };
         }
         if last_progress.elapsed() > Duration::from_secs(2) {
             last_progress = Instant::now();
@@ -357,29 +367,111 @@ fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> Drain
     }
 }
 
+/// A figure of `/proc/<pid>/status`, in kB (0 if absent).
+fn vm_kb(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// What a drain of the topic measured.
 struct Drain {
     messages: u64,
     seconds: f64,
     /// SSE clients connected when the first message was processed.
     clients_at_first: u64,
+    /// Messages processed, and seconds, from the moment every client was connected (from
+    /// the first message without clients).
+    followed: (u64, f64),
+    peak_rss_mb: u64,
 }
 
 impl Drain {
+    /// Messages per second while every client followed.
     fn per_s(&self) -> f64 {
-        self.messages as f64 / self.seconds
+        self.followed.0 as f64 / self.followed.1
     }
 }
 
-/// Stops SSE clients and waits for them when dropped.
-struct StopOnDrop(Arc<AtomicBool>, Vec<std::thread::JoinHandle<u64>>);
+/// `n` SSE clients following the live stream, all on one thread of the benchmark (an event
+/// loop, as a load generator should be: 1 000 reader threads took more of the two cores than
+/// the server did). Each counts the frames it receives: events, plus a `lagged` notice each
+/// time it skipped ahead. They stop when dropped.
+struct Followers {
+    stop: Arc<AtomicBool>,
+    frames: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
 
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-        for client in self.1.drain(..) {
-            let _ = client.join();
+impl Followers {
+    fn start(port: u16, n: u32) -> Followers {
+        let stop = Arc::new(AtomicBool::new(false));
+        let frames = Arc::new(AtomicU64::new(0));
+        let (stop_, frames_) = (Arc::clone(&stop), Arc::clone(&frames));
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                for _ in 0..n {
+                    tokio::spawn(follow(port, Arc::clone(&frames_)));
+                }
+                while !stop_.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        });
+        Followers { stop, frames, thread: Some(thread) }
+    }
+
+    /// Stops every client; the frames they received in all.
+    fn stop(mut self) -> u64 {
+        self.halt();
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the followers' thread");
         }
+    }
+}
+
+impl Drop for Followers {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// One follower: connects (the server may not listen yet), asks for the stream and counts
+/// the frames (`\n\n`-terminated) it reads, until its runtime stops.
+async fn follow(port: u16, frames: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut s = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(e) if Instant::now() > deadline => panic!("the server never accepted: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let request =
+        "GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last = 0u8;
+    while let Ok(n) = s.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let mut count = 0;
+        for &b in &buf[..n] {
+            count += u64::from(b == b'\n' && last == b'\n');
+            last = b;
+        }
+        frames.fetch_add(count, Ordering::Relaxed);
     }
 }
 
@@ -420,11 +512,11 @@ fn simulate(bin: &str, brokers: &str, sensors: u32, rate: u32, seconds: u32) -> 
 }
 
 /// A live-stream client: reads `/api/stream` until `stop`, sending the latency of each
-/// `reading` event (now − its sensor timestamp, ms) to `latencies` if given.
+/// `reading` event (now − its sensor timestamp, ms) to `latencies`.
 fn sse_client(
     port: u16,
     stop: Arc<AtomicBool>,
-    latencies: Option<mpsc::Sender<f64>>,
+    latencies: mpsc::Sender<f64>,
 ) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         // The server may not listen yet (a drain starts its clients with it).
@@ -457,12 +549,11 @@ fn sse_client(
                 reading = name.trim() == "reading";
             } else if let (true, Some(data)) = (reading, line.strip_prefix("data: ")) {
                 events += 1;
-                let Some(tx) = &latencies else { continue };
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(data)
                     && let Some(t) = v["timestamp"].as_f64()
                 {
-                    let _ = tx.send((now - t) * 1000.0);
+                    let _ = latencies.send((now - t) * 1000.0);
                 }
             }
         }
@@ -478,7 +569,7 @@ fn latency_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     wait_ready(port);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
-    let client = sse_client(port, Arc::clone(&stop), Some(tx));
+    let client = sse_client(port, Arc::clone(&stop), tx);
     eprintln!(
         "latency: {} readings/s from {} sensors for {} s, one SSE client",
         a.latency_rate, a.latency_sensors, a.latency_seconds
@@ -510,9 +601,7 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     commit_group_at_end(&a.brokers, group);
     let (server, port) = start_server(&a.brokers, group, data.path());
     wait_ready(port);
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> =
-        (0..a.memory_clients).map(|_| sse_client(port, Arc::clone(&stop), None)).collect();
+    let followers = Followers::start(port, a.memory_clients);
     eprintln!(
         "memory: {} sensors at 1 reading/s for {} s, {} SSE clients",
         a.memory_sensors, a.memory_seconds, a.memory_clients
@@ -522,24 +611,17 @@ fn memory_phase(bin: &str, a: &Args, group: &str) -> serde_json::Value {
     std::thread::sleep(Duration::from_secs(3));
     // Kept up: every reading sent was processed within 3 s of the last one.
     let processed = processed(&get(port, "/metrics").unwrap_or_default().body);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    let kb = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    stop.store(true, Ordering::Relaxed);
-    let events: u64 = clients.into_iter().map(|c| c.join().unwrap()).sum();
+    let pid = server.child.id();
+    let (peak_kb, rss_kb) = (vm_kb(pid, "VmHWM:"), vm_kb(pid, "VmRSS:"));
+    let frames = followers.stop();
     serde_json::json!({
         "sensors": a.memory_sensors,
         "sse_clients": a.memory_clients,
-        "events_delivered": events,
+        "frames_delivered": frames,
         "readings_sent": u64::from(a.memory_sensors) * u64::from(a.memory_seconds),
         "readings_processed_3s_after": processed,
-        "peak_rss_mb": kb("VmHWM:") / 1024,
-        "rss_mb": kb("VmRSS:") / 1024,
+        "peak_rss_mb": peak_kb / 1024,
+        "rss_mb": rss_kb / 1024,
     })
 }
 
