@@ -250,7 +250,7 @@ fn record(f: &serde_json::Value) {
         None => "–".to_owned(),
     };
     let row = format!(
-        "| {date} | {} / {} | {:.0} | {:.0} | {:.1} % | {} / {} / {} / {} | {} MB ({} sensors, {} SSE clients) | {:.0} ({} clients) | {http} |",
+        "| {date} | {} / {} | {:.0} | {:.0} | {:.1} % | {} / {} / {} / {} | {} MB ({} sensors, {} SSE clients) | {:.0} ({} clients, all connected; peak RSS {} MB) | {http} |",
         f["readings_produced"],
         f["sensors"],
         f["raw_consume_per_s"].as_f64().unwrap_or(0.0),
@@ -265,6 +265,7 @@ fn record(f: &serde_json::Value) {
         f["memory"]["sse_clients"],
         f["pipeline_with_sse_clients"]["per_s"].as_f64().unwrap_or(0.0),
         f["pipeline_with_sse_clients"]["sse_clients"],
+        f["pipeline_with_sse_clients"]["peak_rss_mb"],
     );
     let Some(at) = text.find(marker) else {
         eprintln!("BENCHMARKS.md has no `{marker}` line: not recorded");

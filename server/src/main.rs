@@ -238,6 +238,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         settings,
         operators,
         reads_need_login: args.reads == config::Reads::Operators,
+        shutdown: shutdown_rx.clone(),
     });
     let listener = tokio::net::TcpListener::bind(addr)
         .await

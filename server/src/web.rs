@@ -45,6 +45,9 @@ pub struct AppState {
     pub operators: Operators,
     /// Whether reading needs a login too.
     pub reads_need_login: bool,
+    /// Turns true when the server shuts down: live streams end then, so that a graceful
+    /// shutdown does not wait for every open page.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -188,11 +191,13 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// `GET /api/stream`: `reading`, `alert`, `window` and `acknowledged` events as they happen.
 /// A client that falls behind skips ahead and receives a `lagged` event with the number of
 /// events it missed. The hub hands over ready-made SSE frames in batches, written as they
-/// are: one write per batch, whatever the number of events in it.
+/// are: one write per batch, whatever the number of events in it. The stream ends when the
+/// server shuts down (the browser reconnects to the next one by itself).
 async fn stream(State(state): State<AppState>) -> Response {
-    let following = (state.hub.subscribe(), SseClient::connect());
-    let frames = futures::stream::unfold(following, |(mut sub, client)| async move {
+    let following = (state.hub.subscribe(), state.shutdown, SseClient::connect());
+    let frames = futures::stream::unfold(following, |(mut sub, mut shutdown, client)| async move {
         let frames = tokio::select! {
+            _ = shutdown.wait_for(|&stop| stop) => return None,
             delivery = sub.next() => {
                 let delivery = delivery?;
                 if delivery.missed > 0 {
@@ -202,7 +207,7 @@ async fn stream(State(state): State<AppState>) -> Response {
             }
             () = tokio::time::sleep(KEEP_ALIVE) => Bytes::from_static(b":\n\n"),
         };
-        Some((Ok::<_, Infallible>(frames), (sub, client)))
+        Some((Ok::<_, Infallible>(frames), (sub, shutdown, client)))
     });
     let headers =
         [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
