@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod feed;
+mod http;
 mod ingest;
 mod operators;
 mod params;
@@ -16,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use axum::serve::ListenerExt;
 use clap::Parser;
 use leptos::config::get_configuration;
 use rdkafka::producer::Producer;
@@ -240,28 +240,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         reads_need_login: args.reads == config::Reads::Operators,
         shutdown: shutdown_rx.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| {
-            format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")
-        })?
-        // Live events are small writes: with Nagle's algorithm one waits for the client's
-        // delayed ACK (40 ms) whenever the previous one is unacknowledged (measured: 4 % of
-        // readings reached the browser 40 ms late).
-        .tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY on a connection: {e}");
-            }
-        });
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (set LEPTOS_SITE_ADDR to another address)")
+    })?;
     info!("serving http://{addr}");
-    let mut shutdown_web = shutdown_rx.clone();
+    let shutdown_web = shutdown_rx.clone();
     tasks.spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_web.changed().await;
-            })
-            .await
-            .context("http server")
+        http::serve(listener, app, shutdown_web).await;
+        Ok(())
     });
 
     tokio::select! {
