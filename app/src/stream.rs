@@ -16,6 +16,8 @@ pub struct LiveSignals {
     pub on_reading: Option<Callback<SensorView>>,
     pub on_alert: Option<Callback<Alert>>,
     pub on_ack: Option<Callback<AlertAck>>,
+    /// The page fell behind and the server skipped this many events for it.
+    pub on_lagged: Option<Callback<u64>>,
     pub state: RwSignal<StreamState>,
 }
 
@@ -25,6 +27,7 @@ impl Default for LiveSignals {
             on_reading: None,
             on_alert: None,
             on_ack: None,
+            on_lagged: None,
             state: RwSignal::new(StreamState::Connecting),
         }
     }
@@ -47,6 +50,9 @@ pub fn connect(signals: LiveSignals) {
     }
     if let Some(on_ack) = signals.on_ack {
         listen(&source, "acknowledged", on_ack);
+    }
+    if let Some(on_lagged) = signals.on_lagged {
+        listen(&source, "lagged", on_lagged);
     }
     let state = signals.state;
     let on_open = Closure::<dyn FnMut()>::new(move || state.set(StreamState::Live));

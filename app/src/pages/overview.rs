@@ -3,7 +3,9 @@
 //! current over Server-Sent Events once hydrated.
 //!
 //! Live events are not drawn one by one: they are buffered and applied four times a second
-//! (the chart redraws once a second), so a fast stream never freezes the page.
+//! (the chart redraws once a second), so a fast stream never freezes the page. A page that
+//! fell behind the stream (the server skipped events for it) catches up from a fresh
+//! snapshot, so that no alert it missed stays missing until a reload.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -62,6 +64,19 @@ pub fn OverviewPage() -> impl IntoView {
             })),
             on_alert: Some(Callback::new(move |alert: Alert| {
                 pending.update_value(|p| p.alerts.push(alert));
+            })),
+            on_lagged: Some(Callback::new(move |_missed: u64| {
+                leptos::task::spawn_local(async move {
+                    if let Ok(snapshot) = get_overview(charted.get_untracked()).await {
+                        live_sensors.update(|sensors| {
+                            live_alerts.update(|alerts| {
+                                live_offline
+                                    .update(|offline| catch_up(snapshot, sensors, alerts, offline))
+                            })
+                        });
+                        alert_events.update(|n| *n += 1);
+                    }
+                });
             })),
             state: stream_state,
             ..Default::default()
@@ -143,6 +158,31 @@ pub fn OverviewPage() -> impl IntoView {
             })}
         </Suspense>
     }
+}
+
+/// Lays a fresh snapshot under what arrived live, for a page that missed events: a sensor
+/// takes the snapshot's view when it is newer than its live one (and its offline state), and
+/// the recent alerts gain those the page missed, newest first.
+#[cfg(any(feature = "hydrate", test))]
+fn catch_up(
+    snapshot: Overview,
+    sensors: &mut BTreeMap<String, SensorView>,
+    alerts: &mut Vec<Alert>,
+    offline: &mut HashMap<String, bool>,
+) {
+    for view in snapshot.sensors {
+        offline.insert(view.sensor_id.clone(), view.offline);
+        if sensors.get(&view.sensor_id).is_none_or(|live| live.timestamp < view.timestamp) {
+            sensors.insert(view.sensor_id.clone(), view);
+        }
+    }
+    for alert in snapshot.recent_alerts {
+        if !alerts.iter().any(|a| a.alert_id == alert.alert_id && a.state == alert.state) {
+            alerts.push(alert);
+        }
+    }
+    alerts.sort_by(|a, b| b.timestamp.total_cmp(&a.timestamp));
+    alerts.truncate(RECENT_ALERTS);
 }
 
 /// `3 CRITICAL · 5 HIGH open`, each linking to the matching alerts.
@@ -279,4 +319,66 @@ fn LiveChart(
         </section>
     }
     .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thermoalert_pipeline::model::{AlertKind, AlertState};
+
+    fn view(id: &str, t: f64, temp: f64, offline: bool) -> SensorView {
+        SensorView {
+            sensor_id: id.into(),
+            timestamp: t,
+            temperature: temp,
+            level: Level::Normal,
+            previous: None,
+            offline,
+        }
+    }
+
+    fn alert(id: &str, t: f64, state: AlertState) -> Alert {
+        Alert {
+            alert_id: id.into(),
+            kind: AlertKind::Instant,
+            severity: Level::High,
+            state,
+            sensor_id: "a".into(),
+            timestamp: t,
+            temperature: 85.0,
+            threshold: 80.0,
+            window: None,
+        }
+    }
+
+    #[test]
+    fn a_page_that_missed_events_takes_what_is_newer_from_the_snapshot() {
+        let mut sensors = BTreeMap::from([
+            ("a".to_owned(), view("a", 20.0, 21.0, false)),
+            ("b".to_owned(), view("b", 5.0, 30.0, false)),
+        ]);
+        let mut alerts = vec![alert("x", 18.0, AlertState::Open)];
+        let mut offline = HashMap::new();
+        let snapshot = Overview {
+            sensors: vec![
+                view("a", 10.0, 99.0, false), // older than the live view: kept live
+                view("b", 15.0, 31.0, true),  // newer: taken, and it is offline
+                view("c", 12.0, 40.0, false), // unknown to the page: taken
+            ],
+            recent_alerts: vec![
+                alert("y", 19.0, AlertState::Open),    // missed
+                alert("x", 18.0, AlertState::Open),    // already shown
+                alert("x", 17.0, AlertState::Cleared), // the same alert, another state
+            ],
+            ..Default::default()
+        };
+        catch_up(snapshot, &mut sensors, &mut alerts, &mut offline);
+        let temps: Vec<_> =
+            sensors.values().map(|v| (v.sensor_id.as_str(), v.temperature)).collect();
+        assert_eq!(temps, [("a", 21.0), ("b", 31.0), ("c", 40.0)]);
+        assert_eq!(offline.get("b"), Some(&true));
+        assert_eq!(offline.get("a"), Some(&false));
+        let shown: Vec<_> = alerts.iter().map(|a| (a.alert_id.as_str(), a.timestamp)).collect();
+        assert_eq!(shown, [("y", 19.0), ("x", 18.0), ("x", 17.0)]);
+    }
 }
