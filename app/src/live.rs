@@ -122,7 +122,7 @@ impl LiveEvent {
 pub const RECENT_ALERTS: usize = 50;
 
 #[cfg(feature = "ssr")]
-pub use hub::{LiveHub, Subscription};
+pub use hub::{BATCH_BYTES, Delivery, LiveHub, Subscription};
 
 #[cfg(feature = "ssr")]
 mod hub;

@@ -36,7 +36,7 @@ use tracing::info;
 use crate::config::{Cli, Command, LogFormat, ServeArgs, SimulateArgs};
 
 /// Capacity of the live broadcast, in batches: how far a browser may fall behind before it
-/// skips ahead (each batch holds at most `live::hub::BATCH_BYTES`).
+/// skips ahead (a batch holds about `live::BATCH_BYTES`).
 const LIVE_CAPACITY: usize = 1024;
 /// How long a shutdown may take to flush and commit before the process gives up.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
