@@ -25,8 +25,9 @@ use tracing::{debug, error};
 /// minimum is 8 KiB; a live-stream batch is at most ~16 KiB).
 const MAX_BUF: usize = 64 * 1024;
 
-/// Serves `app` on `listener` until `shutdown` turns true, then lets every connection finish
-/// its response (live streams end by themselves at shutdown) and returns.
+/// Serves `app` on `listener` until `shutdown` changes (it is sent `true` once, to stop),
+/// then lets every connection finish its response (live streams end by themselves at
+/// shutdown) and returns.
 pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Receiver<bool>) {
     let mut http = http1::Builder::new();
     http.max_buf_size(MAX_BUF).timer(TokioTimer::new());
@@ -34,7 +35,7 @@ pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Rece
     let (all_closed, open) = watch::channel(());
     loop {
         let tcp = tokio::select! {
-            _ = async { shutdown.wait_for(|&stop| stop).await.map(drop) } => break,
+            _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
                 Err(e) => {
@@ -53,7 +54,7 @@ pub async fn serve(listener: TcpListener, app: Router, mut shutdown: watch::Rece
             let mut connection = std::pin::pin!(connection);
             let result = tokio::select! {
                 result = connection.as_mut() => result,
-                _ = async { shutdown.wait_for(|&stop| stop).await.map(drop) } => {
+                _ = shutdown.changed() => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }

@@ -197,7 +197,7 @@ async fn stream(State(state): State<AppState>) -> Response {
     let following = (state.hub.subscribe(), state.shutdown, SseClient::connect());
     let frames = futures::stream::unfold(following, |(mut sub, mut shutdown, client)| async move {
         let frames = tokio::select! {
-            _ = shutdown.wait_for(|&stop| stop) => return None,
+            _ = shutdown.changed() => return None,
             delivery = sub.next() => {
                 let delivery = delivery?;
                 if delivery.missed > 0 {
