@@ -163,8 +163,8 @@ fn main() {
     let pipe = pipeline_drain(&a.brokers, &group, total, 0);
     eprintln!(
         "throughput: pipeline {} messages in {:.2} s = {:.0}/s; peak RSS {} MB",
-        pipe.messages,
-        pipe.seconds,
+        pipe.followed.0,
+        pipe.followed.1,
         pipe.per_s(),
         pipe.peak_rss_mb,
     );
@@ -336,8 +336,7 @@ fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> Drain
     let data = tempfile::tempdir().unwrap();
     let (server, port) = start_server(brokers, group, data.path());
     let _followers = Followers::start(port, clients);
-    let mut first = None;
-    let mut clients_at_first = 0;
+    let mut clients_at_first = None;
     // When every client followed, and how many messages were processed by then.
     let mut all_in: Option<(Instant, u64)> = None;
     let mut last_progress = Instant::now();
@@ -346,19 +345,18 @@ fn pipeline_drain(brokers: &str, group: &str, total: u64, clients: u32) -> Drain
         let text = get(port, "/metrics").unwrap_or_default().body;
         let n = processed(&text);
         let connected = gauge(&text, "thermoalert_sse_clients");
-        if n > 0 && first.is_none() {
-            first = Some(Instant::now());
-            clients_at_first = connected;
+        if n > 0 && clients_at_first.is_none() {
+            clients_at_first = Some(connected);
         }
         if all_in.is_none() && connected >= u64::from(clients) && (clients > 0 || n > 0) {
             all_in = Some((Instant::now(), n));
         }
         if n >= total || Instant::now() > deadline {
-            let seconds = first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64());
             let followed =
                 all_in.map_or((0, f64::NAN), |(t, n0)| (n - n0, t.elapsed().as_secs_f64()));
             let peak_rss_mb = vm_kb(server.child.id(), "VmHWM:") / 1024;
-            return Drain { messages: n, seconds, clients_at_first, followed, peak_rss_mb };
+            let clients_at_first = clients_at_first.unwrap_or(0);
+            return Drain { messages: n, clients_at_first, followed, peak_rss_mb };
         }
         if last_progress.elapsed() > Duration::from_secs(2) {
             last_progress = Instant::now();
@@ -381,7 +379,6 @@ fn vm_kb(pid: u32, key: &str) -> u64 {
 /// What a drain of the topic measured.
 struct Drain {
     messages: u64,
-    seconds: f64,
     /// SSE clients connected when the first message was processed.
     clients_at_first: u64,
     /// Messages processed, and seconds, from the moment every client was connected (from
