@@ -7,6 +7,8 @@
 #   scripts/services.sh stop   [kafka|hdfs|all]   stop (harmless when not running)
 #   scripts/services.sh status [kafka|hdfs|all]   exit 0 when every named service is up
 #   scripts/services.sh logs   [kafka|hdfs|all]   print the tail of each log
+#   scripts/services.sh pause|resume [kafka|hdfs|all]   freeze (SIGSTOP) or thaw the processes:
+#                                                 connections stay open, nothing answers
 #   scripts/services.sh env                       print CLASSPATH/LD_LIBRARY_PATH for hdrs
 #
 # Kafka listens on 127.0.0.1:9092 (controller 9093); the NameNode on 127.0.0.1:9000 (web 9870),
@@ -270,6 +272,18 @@ stop_hdfs() {
   [ "$any" = 1 ] || [ "${1:-}" = quiet ] || say "hdfs was not running"
 }
 
+signal_pids() { # <signal> <pid file>...
+  local sig=$1 pidf; shift
+  for pidf in "$@"; do
+    pid_alive "$pidf" || die "$(basename "$pidf" .pid) is not running"
+    kill "-$sig" "$(cat "$pidf")"
+  done
+}
+pause_kafka() { signal_pids STOP "$KAFKA_DIR/kafka.pid"; }
+resume_kafka() { signal_pids CONT "$KAFKA_DIR/kafka.pid"; }
+pause_hdfs() { signal_pids STOP "$HDFS_DIR/namenode.pid" "$HDFS_DIR/datanode.pid"; }
+resume_hdfs() { signal_pids CONT "$HDFS_DIR/namenode.pid" "$HDFS_DIR/datanode.pid"; }
+
 status_kafka() { if kafka_up; then say "kafka up on 127.0.0.1:9092"; else say "kafka down"; return 1; fi; }
 status_hdfs() { if hdfs_up; then say "hdfs up on hdfs://127.0.0.1:9000"; else say "hdfs down"; return 1; fi; }
 
@@ -308,6 +322,8 @@ case "$action" in
   stop) each stop ;;
   status) each status ;;
   logs) each logs ;;
+  pause) each pause ;;
+  resume) each resume ;;
   env) print_env ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
+pub mod throttle;
+
+use throttle::LoginThrottle;
+
 /// The session cookie's name.
 pub const COOKIE: &str = "thermoalert_session";
 
@@ -23,6 +27,8 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// Sessions kept at most; the oldest go first (a flood of logins cannot grow memory).
 const MAX_SESSIONS: usize = 10_000;
+/// Password checks waiting for a free core at most; more at once are refused (429).
+const LOGIN_QUEUE: usize = 32;
 
 /// Why the operators file cannot be used, or a hash cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +43,11 @@ pub enum AuthError {
     Password(String),
 }
 
+/// The address of the client that sent a request, put in its extensions by the server's
+/// connection loop (login throttling counts failures per address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// The accounts and their open sessions. Cheap to clone; clones share the sessions.
 #[derive(Clone)]
 pub struct Operators {
@@ -44,6 +55,11 @@ pub struct Operators {
     sessions: Arc<Mutex<HashMap<String, (String, Instant)>>>,
     /// Adds `Secure` to the cookie (set when the server is reached over HTTPS).
     pub secure_cookie: bool,
+    /// Bounds the password checks: at most one per core at once, and repeated failures wait.
+    pub throttle: LoginThrottle,
+    /// Counts the sessions ended by a logout: what depends on a session (a live stream)
+    /// looks again when it changes.
+    ended: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl std::fmt::Debug for Operators {
@@ -82,7 +98,20 @@ impl Operators {
                 reason: "no operator listed (add one: thermoalert operator add NAME)".into(),
             });
         }
-        Ok(Operators { accounts: Arc::new(accounts), sessions: Arc::default(), secure_cookie })
+        // One argon2 check per core: more at once only add memory (~19 MiB each), not speed.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Operators {
+            accounts: Arc::new(accounts),
+            sessions: Arc::default(),
+            secure_cookie,
+            throttle: LoginThrottle::new(cores, LOGIN_QUEUE),
+            ended: Arc::new(tokio::sync::watch::channel(0).0),
+        })
+    }
+
+    /// Whether `name` is an operator's.
+    pub fn is_known(&self, name: &str) -> bool {
+        self.accounts.contains_key(name)
     }
 
     /// The operators' names.
@@ -128,7 +157,13 @@ impl Operators {
     pub fn logout(&self, cookie_header: Option<&str>) {
         if let Some(token) = cookie_header.and_then(session_token) {
             self.sessions.lock().expect("sessions lock").remove(token);
+            self.ended.send_modify(|n| *n += 1);
         }
+    }
+
+    /// Changes each time a session ends by a logout.
+    pub fn session_ends(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ended.subscribe()
     }
 
     /// The `Set-Cookie` value that opens a session.
@@ -225,7 +260,8 @@ pub fn bootstrap(path: &Path) -> Result<Option<String>, AuthError> {
     Ok(Some(password))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to a new file at `path` that only its owner may read (mode 0600), synced.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

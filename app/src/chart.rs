@@ -107,6 +107,7 @@ fn frame(
 ) -> DrawResult {
     root.fill(&WHITE)?;
     let (lo, hi) = y_range(values);
+    let (from, to) = x_range(from, to);
     let span = to - from;
     let mut chart = ChartBuilder::on(root)
         .margin(12)
@@ -138,6 +139,37 @@ fn frame(
     }
     draw(&mut chart)?;
     root.present()
+}
+
+/// The shortest time axis drawn, in seconds. plotters works out the axis labels from the
+/// span: for a span of a few ulps (`from..from + 1e-7` at today's epoch seconds) the label step
+/// is below the precision of the times themselves, and it built label lists without bound.
+const MIN_SPAN_S: f64 = 1.0;
+/// The longest: a thousand years.
+const MAX_SPAN_S: f64 = 1000.0 * 365.25 * 86_400.0;
+/// Times drawn lie in `0..=LATEST_S` (the epoch to the year 10 000), where seconds are exact
+/// to well below [`MIN_SPAN_S`].
+const LATEST_S: f64 = 253_402_300_800.0;
+
+/// The time axis: `from..to` within `0..=LATEST_S`, widened to [`MIN_SPAN_S`] (around its
+/// middle) or cut to [`MAX_SPAN_S`] (from its end, the recent part); the last hour before `to`
+/// if either is not a number.
+fn x_range(from: f64, to: f64) -> (f64, f64) {
+    if from.is_nan() || to.is_nan() {
+        let end = if to.is_nan() { 3_600.0 } else { to.clamp(3_600.0, LATEST_S) };
+        return (end - 3_600.0, end);
+    }
+    let (from, to) = (from.clamp(0.0, LATEST_S), to.clamp(0.0, LATEST_S));
+    let (from, to) = if from <= to { (from, to) } else { (to, from) };
+    let span = to - from;
+    if span < MIN_SPAN_S {
+        let start = (from / 2.0 + to / 2.0 - MIN_SPAN_S / 2.0).max(0.0);
+        return (start, start + MIN_SPAN_S);
+    }
+    if span > MAX_SPAN_S {
+        return (to - MAX_SPAN_S, to);
+    }
+    (from, to)
 }
 
 /// The y-axis range: the data with some room, at least 2 °C tall; 0–100 °C with no data.
@@ -204,6 +236,35 @@ mod tests {
         assert!(svg.contains("<polygon"), "{svg}");
         let empty = history_svg(&history(Series::Raw(vec![])), &Thresholds::default());
         assert!(empty.starts_with("<svg"));
+    }
+
+    #[test]
+    fn a_range_of_one_ulp_or_of_ages_draws_a_bounded_chart() {
+        let now = 1_800_000_000.0_f64;
+        let ranges = [
+            (now, now.next_up()),
+            (now, now),
+            (0.0, 1e300),
+            (-1e300, 1e300),
+            (now, now - 10.0),
+            (f64::NAN, now),
+            (now, f64::INFINITY),
+        ];
+        for (from, to) in ranges {
+            let h =
+                History { sensor_id: "s".into(), from, to, series: Series::Raw(vec![(now, 20.0)]) };
+            let svg = history_svg(&h, &Thresholds::default());
+            assert!(
+                svg.starts_with("<svg") && svg.len() < 200_000,
+                "{from}..{to}: {} bytes",
+                svg.len()
+            );
+        }
+        assert_eq!(x_range(now, now.next_up()), (now - 0.5, now + 0.5));
+        assert_eq!(x_range(10.0, 0.0), (0.0, 10.0));
+        assert_eq!(x_range(0.0, 1e300), (LATEST_S - MAX_SPAN_S, LATEST_S));
+        assert_eq!(x_range(f64::NAN, now), (now - 3_600.0, now));
+        assert_eq!(x_range(-5.0, -1.0), (0.0, MIN_SPAN_S), "before the epoch");
     }
 
     #[test]

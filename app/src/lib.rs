@@ -102,8 +102,8 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// Says on every page what does not answer (Kafka, the archive, the index) and what it means
-/// for the operator; rendered on the server too, so it shows before the WASM loads.
+/// Says on every page what does not answer (Kafka, the archive, the index) or what is being
+/// refused (sensors beyond the limit), and what it means for the operator; rendered on the server too, so it shows before the WASM loads.
 #[component]
 fn HealthBanner() -> impl IntoView {
     let tick = RwSignal::new(0u32);
@@ -123,6 +123,10 @@ fn HealthBanner() -> impl IntoView {
             "Readings are not coming in; nothing is lost, they are processed once it is back."
         }
         "archive" => "New readings are held and written once it is back; history may lag.",
+        "sensors" => {
+            "Their readings go to the dead-letter topic (reason sensor_limit); sensors already \
+             tracked are unaffected. Raise THERMO_MAX_SENSORS if these sensors are real."
+        }
         _ => "Alerts and history cannot be listed until it is back.",
     };
     view! {

@@ -1,8 +1,8 @@
 //! Any bytes a Kafka message can hold. `parse_reading` never panics; a reading it accepts
-//! keeps the contract (finite temperature within physics, a timestamp not too far ahead, a
-//! sensor id fit for a path); the reading written back as JSON parses to the same reading;
-//! the allocation-reusing path agrees with the plain one; every rejection has a code and a
-//! sentence of bounded length.
+//! keeps the contract (finite temperature within physics, a timestamp neither too far ahead
+//! nor too old, a sensor id fit for a path); the reading written back as JSON parses to the
+//! same reading; the allocation-reusing path agrees with the plain one; every rejection has a
+//! code and a sentence of bounded length.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(reused, reading);
             assert!((MIN_TEMPERATURE..=MAX_TEMPERATURE).contains(&reading.temperature));
             assert!(reading.timestamp >= 0.0);
+            assert!(reading.timestamp >= NOW - limits.max_age_s);
             assert!(reading.timestamp <= NOW + limits.max_future_skew_s);
             assert!(validate_sensor_id(&reading.sensor_id).is_ok());
             let written = serde_json::to_vec(&reading).expect("a reading serializes");

@@ -338,6 +338,38 @@ pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaAdapterError> {
         })
 }
 
+/// Whether a failed delivery can never succeed by sending the same record again: the record
+/// is too large or invalid for the broker, or its topic does not exist or may not be written.
+/// Such a record is final (counted and logged by the caller); retrying it would hold its flush,
+/// and every offset commit after it, forever. Anything else (timeouts, a broker away, a
+/// leader moving) is worth retrying.
+pub fn is_permanent(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    let KafkaError::MessageProduction(code) = error else { return false };
+    matches!(
+        code,
+        C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::MessageBatchTooLarge
+            | C::InvalidRecord
+            | C::BadMessage
+            | C::InvalidTimestamp
+            | C::InvalidTopic
+            | C::UnknownTopic
+            | C::UnknownPartition
+            | C::UnknownTopicOrPartition
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::PolicyViolation
+    )
+}
+
+/// A short name of `error` for metrics labels: librdkafka's error code (`MessageSizeTooLarge`),
+/// or `other`.
+pub fn error_name(error: &KafkaError) -> String {
+    error.rdkafka_error_code().map_or_else(|| "other".to_owned(), |code| format!("{code:?}"))
+}
+
 /// librdkafka's in-process mock cluster, on a random loopback port, with ThermoAlert's topics
 /// created. It lives on a thread of its own (the mock is neither `Send` nor `Sync`) until the
 /// value is dropped. Memory only: what it holds is gone when the process ends.
@@ -449,6 +481,20 @@ mod tests {
             }
             assert!(std::time::Instant::now() < deadline, "lag reports: {last:?}");
         }
+    }
+
+    #[test]
+    fn only_errors_that_a_resend_cannot_cure_are_permanent() {
+        use RDKafkaErrorCode as C;
+        let produced = KafkaError::MessageProduction;
+        for code in [C::MessageSizeTooLarge, C::InvalidRecord, C::UnknownTopic] {
+            assert!(is_permanent(&produced(code)), "{code:?}");
+        }
+        for code in [C::MessageTimedOut, C::QueueFull, C::AllBrokersDown, C::NotLeaderForPartition]
+        {
+            assert!(!is_permanent(&produced(code)), "{code:?}");
+        }
+        assert!(!is_permanent(&KafkaError::Canceled));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! [`simulate`]d sensors. It performs no I/O and reads no clock; callers hand in time.
 //!
 //! I/O adapters sit behind features so the web app can share the core without them:
-//! `kafka` (rdkafka source, sinks, embedded mock broker), `archive` / `hdfs` (the archive
+//! `kafka` (rdkafka source, sinks, embedded mock broker, dead letters), `archive` / `hdfs` (the archive
 //! writer with its local-directory and HDFS backends) and `index` (the SQLite index and
 //! history queries).
 
@@ -23,6 +23,8 @@ pub mod window;
 
 #[cfg(feature = "archive")]
 pub mod archive;
+#[cfg(feature = "kafka")]
+pub mod dead_letter;
 #[cfg(feature = "index")]
 pub mod history;
 #[cfg(feature = "index")]

@@ -39,6 +39,9 @@ pub enum Rejection {
     BadSensorId { reason: &'static str },
     /// The timestamp lies further in the future than the allowed clock skew.
     FromTheFuture { timestamp: f64, now: f64 },
+    /// The timestamp lies further in the past than readings are accepted (each past hour
+    /// would be an archive file of its own).
+    TooOld { timestamp: f64, max_age_s: f64 },
 }
 
 impl Rejection {
@@ -53,6 +56,7 @@ impl Rejection {
             Rejection::BadTimestamp { .. } => "bad_timestamp",
             Rejection::BadSensorId { .. } => "bad_sensor_id",
             Rejection::FromTheFuture { .. } => "from_the_future",
+            Rejection::TooOld { .. } => "too_old",
         }
     }
 }
@@ -79,6 +83,11 @@ impl fmt::Display for Rejection {
             Rejection::FromTheFuture { timestamp, now } => {
                 write!(f, "timestamp {timestamp} is {:.0} s ahead of the clock", timestamp - now)
             }
+            Rejection::TooOld { timestamp, max_age_s } => write!(
+                f,
+                "timestamp {timestamp} is more than {:.0} days old (THERMO_MAX_READING_AGE)",
+                max_age_s / 86_400.0
+            ),
         }
     }
 }
@@ -90,11 +99,18 @@ impl std::error::Error for Rejection {}
 pub struct ParseLimits {
     /// How far ahead of `now` a timestamp may be (sensor clocks drift), in seconds.
     pub max_future_skew_s: f64,
+    /// How far behind `now` a timestamp may be, in seconds: a logger that uploads a shipment's
+    /// readings at its end is weeks behind, but readings of years ago, one archive file per
+    /// past hour each, are a flood of files rather than data.
+    pub max_age_s: f64,
 }
+
+/// Default of [`ParseLimits::max_age_s`]: 30 days.
+pub const DEFAULT_MAX_AGE_S: f64 = 30.0 * 86_400.0;
 
 impl Default for ParseLimits {
     fn default() -> Self {
-        ParseLimits { max_future_skew_s: 300.0 }
+        ParseLimits { max_future_skew_s: 300.0, max_age_s: DEFAULT_MAX_AGE_S }
     }
 }
 
@@ -140,6 +156,9 @@ pub fn parse_reading_into(
     }
     if wire.timestamp > now + limits.max_future_skew_s {
         return Err(Rejection::FromTheFuture { timestamp: wire.timestamp, now });
+    }
+    if wire.timestamp < now - limits.max_age_s {
+        return Err(Rejection::TooOld { timestamp: wire.timestamp, max_age_s: limits.max_age_s });
     }
     out.timestamp = wire.timestamp;
     out.temperature = wire.temperature;
@@ -207,8 +226,25 @@ mod tests {
 
     const NOW: f64 = 1_700_000_000.0;
 
+    /// With no age limit: the cases below use all kinds of past timestamps.
     fn parse(s: &str) -> Result<Reading, Rejection> {
-        parse_reading(s.as_bytes(), NOW, &ParseLimits::default())
+        let limits = ParseLimits { max_age_s: f64::INFINITY, ..ParseLimits::default() };
+        parse_reading(s.as_bytes(), NOW, &limits)
+    }
+
+    #[test]
+    fn readings_older_than_the_age_limit_are_refused_saying_so() {
+        let limits = ParseLimits::default();
+        let at = |t: f64| {
+            let message = format!(r#"{{"timestamp":{t},"sensor_id":"s","temperature":1}}"#);
+            parse_reading(message.as_bytes(), NOW, &limits)
+        };
+        assert!(at(NOW - 29.0 * 86_400.0).is_ok());
+        assert!(at(NOW - DEFAULT_MAX_AGE_S).is_ok(), "the limit itself is accepted");
+        let e = at(NOW - DEFAULT_MAX_AGE_S - 1.0).unwrap_err();
+        assert_eq!(e.code(), "too_old");
+        assert!(e.to_string().contains("more than 30 days old"), "{e}");
+        assert_eq!(at(0.0).unwrap_err().code(), "too_old");
     }
 
     #[test]
@@ -297,9 +333,12 @@ mod tests {
     fn parsing_into_a_reading_reuses_it() {
         let mut r =
             parse(r#"{"timestamp":1,"sensor_id":"a-long-sensor-name","temperature":2}"#).unwrap();
-        let msg = br#"{"timestamp":3,"sensor_id":"b","temperature":4}"#;
+        let msg = br#"{"timestamp":1699999999,"sensor_id":"b","temperature":4}"#;
         parse_reading_into(msg, NOW, &ParseLimits::default(), &mut r).unwrap();
-        assert_eq!(r, Reading { timestamp: 3.0, sensor_id: "b".into(), temperature: 4.0 });
+        assert_eq!(
+            r,
+            Reading { timestamp: 1_699_999_999.0, sensor_id: "b".into(), temperature: 4.0 }
+        );
     }
 
     #[test]

@@ -24,7 +24,12 @@ pub struct ProcessorConfig {
     pub windows: WindowConfig,
     /// Processing-time silence after which a known sensor is offline.
     pub offline_after_ms: i64,
+    /// Sensors tracked at most (see [`Processor::admits`]).
+    pub max_sensors: usize,
 }
+
+/// Default of [`ProcessorConfig::max_sensors`].
+pub const DEFAULT_MAX_SENSORS: usize = 100_000;
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
@@ -33,6 +38,7 @@ impl Default for ProcessorConfig {
             per_sensor: HashMap::new(),
             windows: WindowConfig::default(),
             offline_after_ms: DEFAULT_OFFLINE_AFTER_MS,
+            max_sensors: DEFAULT_MAX_SENSORS,
         }
     }
 }
@@ -115,6 +121,16 @@ impl Processor {
 
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Whether a reading of `sensor_id` may be processed: the sensor is tracked already, or
+    /// fewer than [`ProcessorConfig::max_sensors`] are. Every sensor costs memory here, in the
+    /// live view, the index and the archive; a producer that invents ids must not grow them
+    /// without bound, so the caller sets such readings aside (the dead-letter topic) and counts
+    /// them. Costs no lookup while below the limit.
+    #[inline]
+    pub fn admits(&self, sensor_id: &str) -> bool {
+        self.sensors.len() < self.config.max_sensors || self.sensors.contains_key(sensor_id)
     }
 
     /// Processes one reading that arrived at processing time `now_ms` (epoch ms), appending
@@ -275,6 +291,21 @@ mod tests {
         assert_eq!(out.alerts.len(), 1);
         assert_eq!(out.alerts[0].sensor_id, "freezer");
         assert_eq!(out.alerts[0].threshold, -15.0);
+    }
+
+    #[test]
+    fn sensors_beyond_the_limit_are_not_admitted_while_known_ones_are() {
+        let config = ProcessorConfig { max_sensors: 2, ..ProcessorConfig::default() };
+        let mut p = Processor::new(config);
+        let mut out = Output::default();
+        for id in ["a", "b"] {
+            assert!(p.admits(id));
+            p.process(&reading(id, 1.0, 20.0), 1_000, &mut out);
+        }
+        assert!(!p.admits("c"), "a third sensor is over the limit");
+        assert!(p.admits("a") && p.admits("b"), "known sensors go on");
+        assert!(p.forget("a"));
+        assert!(p.admits("c"), "a forgotten sensor makes room");
     }
 
     #[test]

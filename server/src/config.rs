@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use thermoalert_pipeline::parse::validate_sensor_id;
+use thermoalert_pipeline::parse::{ParseLimits, validate_sensor_id};
 use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::rules::{DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, Thresholds};
 use thermoalert_pipeline::simulate::DEFAULT_EXCURSION_CHANCE;
@@ -114,6 +114,16 @@ pub struct ServeArgs {
     #[arg(long, env = "THERMO_OFFLINE_AFTER", default_value = "30s", value_parser = parse_duration)]
     pub offline_after: Duration,
 
+    /// Sensors tracked at most: readings of further sensors go to the dead-letter topic with
+    /// the reason `sensor_limit` (a producer inventing ids must not exhaust memory).
+    #[arg(long, env = "THERMO_MAX_SENSORS", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub max_sensors: u64,
+
+    /// Readings older than this (event time) go to the dead-letter topic with the reason
+    /// `too_old`: each past hour would be an archive file of its own.
+    #[arg(long, env = "THERMO_MAX_READING_AGE", default_value = "30d", value_parser = parse_duration)]
+    pub max_reading_age: Duration,
+
     /// Consumer group the server joins.
     #[arg(long, env = "THERMO_GROUP", default_value = thermoalert_pipeline::topics::CONSUMER_GROUP)]
     pub group: String,
@@ -201,6 +211,7 @@ impl ServeArgs {
                 "offline_after={:?} flush_interval={:?}",
                 self.offline_after, self.flush_interval
             ),
+            format!("max_sensors={} max_reading_age={:?}", self.max_sensors, self.max_reading_age),
             format!("group={} partitions={}", self.group, self.partitions),
             format!("retention={}", self.retention.map_or("forever".into(), |r| format!("{r:?}"))),
             format!("upkeep_interval={:?}", self.upkeep_interval),
@@ -257,7 +268,13 @@ impl ServeArgs {
                 revise_for_ms: ms(self.revise_for),
             },
             offline_after_ms: ms(self.offline_after),
+            max_sensors: usize::try_from(self.max_sensors).unwrap_or(usize::MAX),
         })
+    }
+
+    /// The limits of message parsing.
+    pub fn parse_limits(&self) -> ParseLimits {
+        ParseLimits { max_age_s: self.max_reading_age.as_secs_f64(), ..ParseLimits::default() }
     }
 }
 
@@ -390,7 +407,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !seconds.is_finite() || seconds <= 0.0 {
         return Err(format!("`{s}` must be a positive duration"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is too long a duration"))
 }
 
 #[cfg(test)]
@@ -436,6 +453,7 @@ mod tests {
         assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
         assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
         assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("too long"));
     }
 
     #[test]

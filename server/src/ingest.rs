@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -22,10 +23,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings;
 use thermoalert_pipeline::archive::{ArchiveBuffer, ArchiveFile, Batch, Store};
+use thermoalert_pipeline::dead_letter::{DeadLetter, Source};
 use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
 use thermoalert_pipeline::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
 use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
-use thermoalert_pipeline::parse::{ParseLimits, Rejection, parse_reading_into};
+use thermoalert_pipeline::parse::{ParseLimits, parse_reading_into};
 use thermoalert_pipeline::processor::{Output, Processor, SensorSnapshot};
 use thermoalert_pipeline::topics;
 use thermoalert_pipeline::upkeep::ArchiveGate;
@@ -35,9 +37,10 @@ use tracing::{error, info, warn};
 
 use crate::telemetry;
 
-/// Archive data buffered beyond this is flushed at once rather than at the next tick, after
-/// the flush in flight (if any) is done: the bound on what waits in memory, and the point
-/// where a slow archive slows consumption down rather than memory growing.
+/// Archive data and outgoing messages (alerts, dead letters) buffered beyond this are flushed
+/// at once rather than at the next tick, after the flush in flight (if any) is done: the
+/// bound on what waits in memory, and the point where a slow archive or broker slows
+/// consumption down rather than memory growing.
 const FLUSH_BYTES: usize = 8 << 20;
 /// How long a delivery to Kafka may take before it counts as failed and is sent again.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,6 +57,33 @@ pub struct Ingest {
     pub rebalances: Rebalances,
     /// Thresholds operators changed on the dashboard.
     pub setting_changes: tokio::sync::mpsc::UnboundedReceiver<settings::Change>,
+    /// What a message must be to be a reading.
+    pub limits: ParseLimits,
+    /// Counts readings refused because the sensor limit is reached (the web's banner says so).
+    pub sensor_limit: SensorLimit,
+}
+
+/// The sensor limit as the web sees it: how many readings of sensors beyond
+/// `THERMO_MAX_SENSORS` were set aside. Cheap to clone; clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct SensorLimit {
+    pub max: usize,
+    refused: Arc<AtomicU64>,
+}
+
+impl SensorLimit {
+    pub fn new(max: usize) -> SensorLimit {
+        SensorLimit { max, refused: Arc::default() }
+    }
+
+    /// Readings refused since the start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn refuse(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Where flushed data goes; cheap to clone, so a flush runs as a task of its own while the
@@ -85,6 +115,8 @@ struct Outgoing {
     key: Vec<u8>,
     payload: Vec<u8>,
     headers: Option<OwnedHeaders>,
+    /// Bytes it holds (key, payload, headers).
+    size: usize,
 }
 
 /// What was consumed or produced since the last flush, waiting to be made durable.
@@ -93,6 +125,8 @@ struct Pending {
     alerts: Vec<Alert>,
     windows: Vec<SensorWindow>,
     outgoing: Vec<Outgoing>,
+    /// Bytes held by `outgoing`.
+    outgoing_bytes: usize,
     /// Next offset to commit per partition of the readings topic (the only one consumed).
     offsets: BTreeMap<i32, i64>,
     /// The partition each sensor's readings come from: its state is saved and restored
@@ -101,6 +135,16 @@ struct Pending {
 }
 
 impl Pending {
+    fn push(&mut self, message: Outgoing) {
+        self.outgoing_bytes += message.size;
+        self.outgoing.push(message);
+    }
+
+    /// Bytes waiting for the next flush: the archive's and the outgoing messages'.
+    fn bytes(&self) -> usize {
+        self.archive.pending_bytes() + self.outgoing_bytes
+    }
+
     fn is_empty(&self) -> bool {
         self.offsets.is_empty()
             && self.archive.is_empty()
@@ -119,12 +163,13 @@ fn now_ms() -> i64 {
 impl Ingest {
     /// Runs until `shutdown` turns true, then flushes and commits what it has.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let limits = ParseLimits::default();
+        let limits = self.limits;
         let mut pending = Pending {
             archive: ArchiveBuffer::new(self.writer_id.clone()),
             alerts: Vec::new(),
             windows: Vec::new(),
             outgoing: Vec::new(),
+            outgoing_bytes: 0,
             offsets: BTreeMap::new(),
             partition_of: HashMap::new(),
         };
@@ -178,6 +223,16 @@ impl Ingest {
                     let bytes = msg.payload().unwrap_or_default();
                     let now = now_ms();
                     match parse_reading_into(bytes, now as f64 / 1000.0, &limits, &mut reading) {
+                        Ok(()) if !self.processor.admits(&reading.sensor_id) => {
+                            telemetry::rejected(SENSOR_LIMIT);
+                            self.sensor_limit.refuse();
+                            let detail = format!(
+                                "sensor `{}` is beyond the {} sensors tracked at most \
+                                 (THERMO_MAX_SENSORS)",
+                                reading.sensor_id, self.sensor_limit.max
+                            );
+                            pending.push(dead_letter(&msg, bytes, SENSOR_LIMIT, &detail));
+                        }
                         Ok(()) => {
                             let partition = msg.partition();
                             if pending.partition_of.get(reading.sensor_id.as_str()) != Some(&partition) {
@@ -191,12 +246,13 @@ impl Ingest {
                         }
                         Err(rejection) => {
                             telemetry::rejected(rejection.code());
-                            pending.outgoing.push(dead_letter(&msg, bytes, &rejection));
+                            let detail = rejection.to_string();
+                            pending.push(dead_letter(&msg, bytes, rejection.code(), &detail));
                         }
                     }
                     processed += 1;
                     pending.offsets.insert(msg.partition(), msg.offset() + 1);
-                    if pending.archive.pending_bytes() >= FLUSH_BYTES {
+                    if pending.bytes() >= FLUSH_BYTES {
                         self.flush(&mut pending, &mut in_flight).await?;
                     }
                 }
@@ -315,12 +371,10 @@ impl Ingest {
             telemetry::alert(&alert);
             pending.archive.push_alert(&alert);
             self.hub.publish_alert(&alert);
-            pending.outgoing.push(Outgoing {
-                topic: topics::ALERTS,
-                key: alert.sensor_id.clone().into_bytes(),
-                payload: serde_json::to_vec(&alert).expect("alerts serialize"),
-                headers: None,
-            });
+            let key = alert.sensor_id.clone().into_bytes();
+            let payload = serde_json::to_vec(&alert).expect("alerts serialize");
+            let size = key.len() + payload.len();
+            pending.push(Outgoing { topic: topics::ALERTS, key, payload, headers: None, size });
             pending.alerts.push(alert);
         }
     }
@@ -355,7 +409,7 @@ impl Ingest {
             .into_iter()
             .filter_map(|s| Some((*pending.partition_of.get(s.sensor_id.as_str())?, s)))
             .collect();
-        telemetry::core(&self.processor.counters());
+        telemetry::core(&self.processor.counters(), self.processor.sensors());
         let flush = Flush {
             batch: pending.archive.take_batch(),
             alerts: std::mem::take(&mut pending.alerts),
@@ -364,6 +418,7 @@ impl Ingest {
             offsets: std::mem::take(&mut pending.offsets).into_iter().collect(),
             outgoing: std::mem::take(&mut pending.outgoing),
         };
+        pending.outgoing_bytes = 0;
         *in_flight = Some(tokio::spawn(self.sinks.clone().make_durable(flush)));
         Ok(())
     }
@@ -453,7 +508,10 @@ impl Sinks {
     }
 
     /// Sends every outgoing message and waits for the broker to acknowledge each, sending
-    /// again what failed: an alert is never dropped.
+    /// again what failed, unless the failure is permanent (the record is too large or invalid
+    /// for the broker, its topic is gone or forbidden): such a record is counted, logged and
+    /// given up, since waiting for it would stall every later commit. Alerts are also in the
+    /// archive and the index, which a permanent failure does not touch.
     async fn deliver(&self, mut pending: Vec<Outgoing>) {
         let mut attempt = 0u32;
         while !pending.is_empty() {
@@ -467,9 +525,21 @@ impl Sinks {
             let results = futures::future::join_all(sends).await;
             let mut failed = Vec::new();
             for (m, result) in pending.into_iter().zip(results) {
-                if let Err((e, _)) = result {
-                    warn!(topic = m.topic, "delivery failed, will retry: {e}");
-                    failed.push(m);
+                match result {
+                    Ok(_) => {}
+                    Err((e, _)) if kafka::is_permanent(&e) => {
+                        error!(
+                            topic = m.topic,
+                            bytes = m.size,
+                            key = %String::from_utf8_lossy(&m.key[..m.key.len().min(64)]),
+                            "delivery failed for good, record given up: {e}"
+                        );
+                        telemetry::delivery_failed(m.topic, kafka::error_name(&e));
+                    }
+                    Err((e, _)) => {
+                        warn!(topic = m.topic, "delivery failed, will retry: {e}");
+                        failed.push(m);
+                    }
                 }
             }
             pending = failed;
@@ -482,22 +552,27 @@ impl Sinks {
     }
 }
 
-/// The dead letter of a rejected message: its raw bytes and key unchanged, the reason and
-/// its source in headers.
-fn dead_letter(msg: &impl Message, bytes: &[u8], rejection: &Rejection) -> Outgoing {
-    let partition = msg.partition().to_string();
-    let offset = msg.offset().to_string();
-    let detail = rejection.to_string();
-    let headers = OwnedHeaders::new()
-        .insert(Header { key: "thermoalert.reason", value: Some(rejection.code()) })
-        .insert(Header { key: "thermoalert.detail", value: Some(detail.as_str()) })
-        .insert(Header { key: "thermoalert.source.topic", value: Some(msg.topic()) })
-        .insert(Header { key: "thermoalert.source.partition", value: Some(partition.as_str()) })
-        .insert(Header { key: "thermoalert.source.offset", value: Some(offset.as_str()) });
+/// The dead-letter reason of a reading whose sensor is beyond the limit of tracked sensors.
+const SENSOR_LIMIT: &str = "sensor_limit";
+
+/// The dead letter of a rejected message: its key and bytes (capped: it must fit the broker
+/// whatever the original's size), the reason and its source in headers.
+fn dead_letter(msg: &impl Message, bytes: &[u8], reason: &'static str, detail: &str) -> Outgoing {
+    let source = Source { topic: msg.topic(), partition: msg.partition(), offset: msg.offset() };
+    let key = msg.key().unwrap_or_default();
+    let letter = DeadLetter::new(key, bytes, reason, detail, source);
+    if letter.value.len() < bytes.len() || letter.key.len() < key.len() {
+        telemetry::dead_letter_cut();
+    }
+    let size = letter.size();
+    let headers = letter.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+        h.insert(Header { key, value: Some(value.as_str()) })
+    });
     Outgoing {
         topic: topics::DEAD_LETTERS,
-        key: msg.key().unwrap_or_default().to_vec(),
-        payload: bytes.to_vec(),
+        key: letter.key,
+        payload: letter.value,
         headers: Some(headers),
+        size,
     }
 }

@@ -40,12 +40,20 @@ use crate::config::{Cli, Command, LogFormat, ServeArgs, SimulateArgs};
 const LIVE_CAPACITY: usize = 1024;
 /// How long a shutdown may take to flush and commit before the process gives up.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the process may take beyond [`SHUTDOWN_TIMEOUT`] to let go of its clients and
+/// runtimes before it ends regardless.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long start-up waits for a configured Kafka broker.
 const BROKER_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn main() -> anyhow::Result<()> {
     keep_signals_from_the_jvm();
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(run());
+    // Blocking work still running (an archive call, a history query) is not waited for: the
+    // process is done.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 /// The pipeline's own runtime: one worker thread for the ingest loop and the flushes it
@@ -178,6 +186,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (settings, setting_changes) = Settings::new(core.clone());
     let operators = operators::load(&args)?;
     let gate = ArchiveGate::default();
+    let sensor_limit = ingest::SensorLimit::new(core.max_sensors);
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
     let consumer = Arc::new(kafka::readings_consumer(
@@ -203,6 +212,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         flush_interval: args.flush_interval,
         rebalances,
         setting_changes,
+        limits: args.parse_limits(),
+        sensor_limit: sensor_limit.clone(),
     };
     let pipeline = PipelineRuntime::start()?;
     let ingest = pipeline.spawn(ingest.run(shutdown_rx.clone()));
@@ -238,6 +249,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         settings,
         operators,
         reads_need_login: args.reads == config::Reads::Operators,
+        sensor_limit,
         shutdown: shutdown_rx.clone(),
     });
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
@@ -245,8 +257,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     info!("serving http://{addr}");
     let shutdown_web = shutdown_rx.clone();
+    let max_connections = http::max_connections();
+    info!(max_connections, "connections served at once at most");
     tasks.spawn(async move {
-        http::serve(listener, app, shutdown_web).await;
+        http::serve(listener, app, max_connections, shutdown_web).await;
         Ok(())
     });
 
@@ -260,6 +274,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
+    end_process_after(SHUTDOWN_TIMEOUT + SHUTDOWN_GRACE);
     let drained = tokio::time::timeout(SHUTDOWN_TIMEOUT, async {
         while let Some(result) = tasks.join_next().await {
             result.context("a background task panicked")??;
@@ -276,6 +291,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     info!("stopped cleanly");
     drop(embedded);
     Ok(())
+}
+
+/// Ends the process with an error once `limit` has passed, whatever it is waiting for then.
+/// A graceful stop waits for the last flush; if that flush cannot finish (a broker away, a
+/// delivery that never completes), closing the Kafka clients or a runtime could wait for it
+/// too, and a stop signal would never end the process. What was not committed is replayed at
+/// the next start.
+fn end_process_after(limit: Duration) {
+    let watchdog = std::thread::Builder::new().name("shutdown-watchdog".into()).spawn(move || {
+        std::thread::sleep(limit);
+        tracing::error!("shutdown still not done after {limit:?}: ending the process now");
+        std::process::exit(1);
+    });
+    if let Err(e) = watchdog {
+        tracing::warn!("cannot start the shutdown watchdog: {e}");
+    }
 }
 
 fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {

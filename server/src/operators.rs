@@ -10,18 +10,27 @@ use tracing::{info, warn};
 
 use crate::config::{OperatorCommand, ServeArgs, operators_file};
 
+/// Where the first start leaves the generated admin password, in the data directory.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
 /// The operators who may write. On a first start without a configured file, `admin` is
-/// created with a random password, logged once: the operator changes it with
-/// `thermoalert operator add admin`.
+/// created with a random password, written to [`ADMIN_PASSWORD_FILE`] in the data directory
+/// (readable by the server's user only; never logged, since logs travel): the operator reads
+/// it, then changes it with `thermoalert operator add admin` and deletes the file.
 pub fn load(args: &ServeArgs) -> anyhow::Result<Operators> {
     let path = operators_file(&args.operators_file, &args.data_dir);
     if args.operators_file.is_none()
         && let Some(password) = auth::bootstrap(&path)?
     {
+        let secret = args.data_dir.join(ADMIN_PASSWORD_FILE);
+        auth::write_private(&secret, format!("{password}\n").as_bytes())
+            .with_context(|| format!("writing the admin password to {}", secret.display()))?;
         warn!(
             file = %path.display(),
-            "created operator `admin` with password {password} (shown once; change it with \
-             `thermoalert operator add admin`)"
+            password_file = %secret.display(),
+            "created operator `admin`; its password is in {} (readable by this user only; \
+             change it with `thermoalert operator add admin`, then delete that file)",
+            secret.display()
         );
     }
     let operators = Operators::load(&path, args.secure_cookie).with_context(

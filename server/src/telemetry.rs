@@ -24,11 +24,16 @@ pub const ARCHIVE_COMPACTED: &str = "thermoalert_archive_files_compacted_total";
 pub const ARCHIVE_EXPIRED: &str = "thermoalert_archive_files_expired_total";
 pub const FLUSH_SECONDS: &str = "thermoalert_flush_seconds";
 pub const DELIVERY_RETRIES: &str = "thermoalert_delivery_retries_total";
+pub const DELIVERY_FAILED: &str = "thermoalert_delivery_failed_total";
+pub const DEAD_LETTERS_CUT: &str = "thermoalert_dead_letters_truncated_total";
 pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
 pub const SSE_LAGGED: &str = "thermoalert_sse_lagged_events_total";
 pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
 pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
 pub const PAUSES: &str = "thermoalert_consumption_pause_seconds";
+pub const SENSORS_TRACKED: &str = "thermoalert_sensors_tracked";
+pub const REFUSED_CONNECTIONS: &str = "thermoalert_http_connections_refused_total";
+pub use thermoalert_app::auth::throttle::{LOGINS_FAILED, LOGINS_REFUSED};
 
 /// Installs the global recorder; call once, at start.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -38,7 +43,23 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         ])?
         .install_recorder()?;
     describe_counter!(READINGS_IN, "Valid readings consumed from Kafka.");
-    describe_counter!(REJECTED, "Messages sent to the dead-letter topic, by reason.");
+    describe_counter!(
+        REJECTED,
+        "Messages sent to the dead-letter topic, by reason (`sensor_limit`: a valid reading of \
+         a sensor beyond THERMO_MAX_SENSORS)."
+    );
+    describe_gauge!(SENSORS_TRACKED, "Sensors whose state the pipeline keeps in memory.");
+    describe_counter!(LOGINS_FAILED, "Logins with a wrong name or password (answered 401).");
+    describe_counter!(
+        LOGINS_REFUSED,
+        "Logins refused before their password was checked (429), by reason: `busy` (too many \
+         checks waiting), `throttled` (the client or name failed too often)."
+    );
+    describe_counter!(
+        REFUSED_CONNECTIONS,
+        "HTTP connections answered 503 at once: as many were open as the file-descriptor \
+         limit allows beside the archive, index and Kafka."
+    );
     describe_counter!(ALERTS, "Alert state changes raised, by kind, severity and state.");
     describe_counter!(WINDOWS_CLOSED, "Event-time windows closed by the watermark.");
     describe_counter!(WINDOW_REVISIONS, "Window results revised by late readings.");
@@ -57,6 +78,15 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_counter!(
         DELIVERY_RETRIES,
         "Alert or dead-letter deliveries that failed and were sent again."
+    );
+    describe_counter!(
+        DELIVERY_FAILED,
+        "Alerts or dead letters the broker refused for good (too large, invalid, topic gone or \
+         forbidden), by topic and error: given up, not retried."
+    );
+    describe_counter!(
+        DEAD_LETTERS_CUT,
+        "Dead letters whose copy of the original value or key was cut to fit the broker."
     );
     describe_gauge!(SSE_CLIENTS, "Browsers connected to the live stream.");
     describe_counter!(SSE_LAGGED, "Live events skipped by clients that fell behind.");
@@ -96,8 +126,10 @@ pub fn readings_counter() -> metrics::Counter {
     counter!(READINGS_IN)
 }
 
-/// Publishes the core's running totals (they only grow; the exporter keeps the absolute).
-pub fn core(c: &Counters) {
+/// Publishes the core's running totals (they only grow; the exporter keeps the absolute) and
+/// the number of sensors it tracks.
+pub fn core(c: &Counters, sensors: usize) {
+    gauge!(SENSORS_TRACKED).set(sensors as f64);
     counter!(WINDOWS_CLOSED).absolute(c.windows_closed);
     counter!(WINDOW_REVISIONS).absolute(c.window_revisions);
     counter!(LATE, "outcome" => "revised").absolute(c.late);
@@ -119,6 +151,18 @@ pub fn flushed(took: Duration) {
 
 pub fn delivery_retried(n: usize) {
     counter!(DELIVERY_RETRIES).increment(n as u64);
+}
+
+pub fn delivery_failed(topic: &'static str, error: String) {
+    counter!(DELIVERY_FAILED, "topic" => topic, "error" => error).increment(1);
+}
+
+pub fn dead_letter_cut() {
+    counter!(DEAD_LETTERS_CUT).increment(1);
+}
+
+pub fn refused_connection() {
+    counter!(REFUSED_CONNECTIONS).increment(1);
 }
 
 pub fn sse_clients(delta: f64) {

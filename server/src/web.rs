@@ -18,6 +18,7 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
 use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
+use thermoalert_app::account::form_query;
 use thermoalert_app::api::{HealthProbe, Problem};
 use thermoalert_app::auth::Operators;
 use thermoalert_app::live::LiveHub;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub operators: Operators,
     /// Whether reading needs a login too.
     pub reads_need_login: bool,
+    /// Readings refused for the sensor limit, for the banner.
+    pub sensor_limit: crate::ingest::SensorLimit,
     /// Turns true when the server shuts down: live streams end then, so that a graceful
     /// shutdown does not wait for every open page.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -63,7 +66,11 @@ pub fn router(state: AppState) -> Router {
     let probe_state = state.clone();
     let probe = HealthProbe::new(move || {
         let state = probe_state.clone();
-        async move { readiness(&state).await }
+        async move {
+            let mut problems = readiness(&state).await;
+            problems.extend(warnings(&state));
+            problems
+        }
     });
     let options = state.leptos_options.clone();
     Router::new()
@@ -135,6 +142,19 @@ async fn readiness(state: &AppState) -> Vec<Problem> {
         .collect()
 }
 
+/// What the banner says beside the readiness checks: what the server refuses while ready.
+fn warnings(state: &AppState) -> Vec<Problem> {
+    let refused = state.sensor_limit.refused();
+    if refused == 0 {
+        return Vec::new();
+    }
+    let max = state.sensor_limit.max;
+    let error = format!(
+        "Sensor limit reached: {refused} readings of sensors beyond the {max} tracked were refused."
+    );
+    vec![Problem { what: "sensors".into(), error }]
+}
+
 /// `GET /readyz`: 200 when Kafka, the archive and the index all answer, 503 otherwise, with
 /// a line per dependency saying what failed.
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -193,25 +213,70 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// events it missed. The hub hands over ready-made SSE frames in batches, written as they
 /// are: one write per batch, whatever the number of events in it. The stream ends when the
 /// server shuts down (the browser reconnects to the next one by itself).
-async fn stream(State(state): State<AppState>) -> Response {
-    let following = (state.hub.subscribe(), state.shutdown, SseClient::connect());
-    let frames = futures::stream::unfold(following, |(mut sub, mut shutdown, client)| async move {
+async fn stream(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    // With reads for operators only, the stream lasts as long as the session that opened it.
+    let session = state.reads_need_login.then(|| {
+        let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Session { cookie, ends: state.operators.session_ends(), operators: state.operators.clone() }
+    });
+    let following = Follower {
+        sub: state.hub.subscribe(),
+        shutdown: state.shutdown,
+        session,
+        _client: SseClient::connect(),
+    };
+    let frames = futures::stream::unfold(following, |mut f| async move {
         let frames = tokio::select! {
-            _ = shutdown.changed() => return None,
-            delivery = sub.next() => {
+            _ = f.shutdown.changed() => return None,
+            Some(()) = async { f.session.as_mut()?.ends.changed().await.ok() } => {
+                if !f.session.as_ref().is_some_and(Session::open) {
+                    return None;
+                }
+                Bytes::from_static(b":\n\n")
+            }
+            delivery = f.sub.next() => {
                 let delivery = delivery?;
                 if delivery.missed > 0 {
                     telemetry::sse_lagged(delivery.missed);
                 }
                 delivery.frames
             }
-            () = tokio::time::sleep(KEEP_ALIVE) => Bytes::from_static(b":\n\n"),
+            () = tokio::time::sleep(KEEP_ALIVE) => {
+                // A session may also just expire.
+                if f.session.as_ref().is_some_and(|s| !s.open()) {
+                    return None;
+                }
+                Bytes::from_static(b":\n\n")
+            }
         };
-        Some((Ok::<_, Infallible>(frames), (sub, shutdown, client)))
+        Some((Ok::<_, Infallible>(frames), f))
     });
     let headers =
         [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
     (headers, Body::from_stream(frames)).into_response()
+}
+
+/// One live-stream client's state.
+struct Follower {
+    sub: thermoalert_app::live::Subscription,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The session the stream needs, when reads need one.
+    session: Option<Session>,
+    _client: SseClient,
+}
+
+/// The operator's session a live stream was opened with.
+struct Session {
+    cookie: Option<String>,
+    /// Changes whenever any session ends.
+    ends: tokio::sync::watch::Receiver<u64>,
+    operators: Operators,
+}
+
+impl Session {
+    fn open(&self) -> bool {
+        self.operators.operator(self.cookie.as_deref(), Instant::now()).is_some()
+    }
 }
 
 /// Refuses a write (any method but GET, HEAD and OPTIONS) that a browser says comes from
@@ -282,18 +347,6 @@ pub async fn reads_gate(State(state): State<AppState>, request: Request, next: N
         return (StatusCode::UNAUTHORIZED, body).into_response();
     }
     let wanted = request.uri().path_and_query().map_or(path, |p| p.as_str());
-    let query: String = url_encode(wanted);
-    (StatusCode::SEE_OTHER, [(header::LOCATION, format!("/login?next={query}"))]).into_response()
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let to = format!("/login?{}", form_query(&[("next", wanted)]));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }

@@ -509,12 +509,25 @@ fn run_healthcheck(docker: &Dockerfile, addr: &str) -> bool {
 /// and the label names it uses.
 fn declared_metrics() -> (BTreeMap<String, String>, BTreeSet<String>) {
     let source = read("server/src/telemetry.rs");
-    let mut names = BTreeMap::new();
+    let consts = |source: &str| -> BTreeMap<String, String> {
+        source
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("pub const "))
+            .filter_map(|rest| rest.split_once(": &str = "))
+            .map(|(ident, value)| {
+                (ident.to_owned(), value.trim_end_matches(';').trim_matches('"').to_owned())
+            })
+            .collect()
+    };
+    let mut names = consts(&source);
+    // Names the app defines where it counts them, re-exported here:
+    // `pub use thermoalert_app::a::b::{X, Y};` reads `app/src/a/b.rs`.
     for line in source.lines() {
-        if let Some(rest) = line.strip_prefix("pub const ") {
-            let (ident, value) = rest.split_once(": &str = ").unwrap();
-            names
-                .insert(ident.to_owned(), value.trim_end_matches(';').trim_matches('"').to_owned());
+        let Some(rest) = line.strip_prefix("pub use thermoalert_app::") else { continue };
+        let (module, idents) = rest.split_once("::{").unwrap();
+        let theirs = consts(&read(&format!("app/src/{}.rs", module.replace("::", "/"))));
+        for ident in idents.trim_end_matches("};").split(',').map(str::trim) {
+            names.insert(ident.to_owned(), theirs[ident].clone());
         }
     }
     let mut kinds = BTreeMap::new();

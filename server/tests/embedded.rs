@@ -182,13 +182,25 @@ fn the_embedded_default_archives_serves_and_stops_cleanly_on_sigterm() {
     let config = message("effective configuration").expect("the configuration");
     assert!(config["fields"]["config"].as_str().unwrap().contains("flush_interval=300ms"));
 
-    // The first start created an operator `admin`, its password logged once; it logs in.
+    // The first start created an operator `admin`; its password is in a file only the owner
+    // may read, named in the log, and in no log line; it logs in.
     let created = logs
         .iter()
         .filter_map(|l| l["fields"]["message"].as_str())
-        .find(|m| m.starts_with("created operator `admin` with password "))
-        .expect("the first start names the admin's password");
-    let password = created.split_whitespace().nth(5).unwrap();
+        .find(|m| m.starts_with("created operator `admin`"))
+        .expect("the first start says it created the admin");
+    let secret = data.path().join("admin-password");
+    assert!(created.contains(&secret.display().to_string()), "{created}");
+    let password = std::fs::read_to_string(&secret).unwrap().trim().to_owned();
+    assert_eq!(password.len(), 24, "{password}");
+    let all_logs = std::fs::read_to_string(data.path().join("server.err")).unwrap() + &show_log();
+    assert!(!all_logs.contains(&password), "the password is in the log");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let password = password.as_str();
     let ops_file = data.path().join("operators");
     assert!(std::fs::read_to_string(&ops_file).unwrap().starts_with("admin:$argon2id$"));
     let ops = thermoalert_app::auth::Operators::load(&ops_file, false).unwrap();
@@ -222,7 +234,7 @@ fn with_reads_for_operators_only_everything_but_the_login_needs_a_session() {
     server.wait_for("healthz", 60, || get(port, "/healthz").is_some_and(|r| r.ok()));
     let page = get(port, "/alerts?state=open").unwrap();
     assert_eq!(page.status, 303);
-    assert_eq!(page.header("location"), Some("/login?next=/alerts%3Fstate%3Dopen"));
+    assert_eq!(page.header("location"), Some("/login?next=%2Falerts%3Fstate%3Dopen"));
     assert_eq!(get(port, "/api/sensors").unwrap().status, 401);
     assert_eq!(get(port, "/login").unwrap().status, 200);
     assert!(!data.path().join("operators").exists(), "no admin when a file is configured");
@@ -235,6 +247,21 @@ fn with_reads_for_operators_only_everything_but_the_login_needs_a_session() {
     let session = cookie.split(';').next().unwrap();
     let sensors = common::get_with(port, "/api/sensors", &[&format!("Cookie: {session}")]);
     assert_eq!(sensors.map(|r| r.status), Some(200));
+
+    // The live stream opened with the session ends when the session does.
+    let mut follower = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(follower, "GET /api/stream HTTP/1.0\r\nHost: 127.0.0.1\r\nCookie: {session}\r\n\r\n")
+        .unwrap();
+    follower.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut head = [0u8; 12];
+    follower.read_exact(&mut head).unwrap();
+    assert_eq!(&head[9..12], b"200");
+    let logout = post_form(port, "/api/logout", "", &[&same, &format!("Cookie: {session}")]);
+    assert!(logout.is_some_and(|r| r.status < 400));
+    let mut rest = Vec::new();
+    follower.read_to_end(&mut rest).expect("the stream ends at the logout, not after 20 s");
+    let sensors = common::get_with(port, "/api/sensors", &[&format!("Cookie: {session}")]);
+    assert_eq!(sensors.map(|r| r.status), Some(401));
 }
 
 #[test]

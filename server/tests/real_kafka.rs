@@ -608,3 +608,161 @@ async fn an_hdfs_outage_pauses_the_archive_and_loses_nothing() {
         assert_eq!(history_count(port, &sensor, from, to), Some(seconds), "{sensor}");
     }
 }
+
+/// The group's committed offset of each readings partition (none committed: absent).
+fn committed_offsets(group: &str) -> BTreeMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let timeout = Duration::from_secs(10);
+    let metadata = c.fetch_metadata(Some(topics::READINGS), timeout).unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        tpl.add_partition(topics::READINGS, p.id());
+    }
+    let committed = c.committed_offsets(tpl, timeout).unwrap();
+    committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
+async fn a_message_as_large_as_the_broker_takes_is_dead_lettered_and_commits_go_on() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let (poison_key, probe) = (format!("it{nonce}poison"), format!("it{nonce}probe"));
+    let group = format!("it-poison-{nonce}");
+    common::commit_group_at_end(&brokers(), &group);
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start_server(data.path(), &group, port);
+
+    // ~1 MB: the broker takes it (its limit is 1 MiB a record batch); its dead letter, with
+    // the whole value copied and headers added, would not fit.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("message.max.bytes", "1048576")
+        .create()
+        .unwrap();
+    let poison = vec![b'x'; 1_000_000];
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let reading = format!(r#"{{"timestamp":{now},"sensor_id":"{probe}","temperature":21.5}}"#);
+    let mut ends = BTreeMap::new();
+    for (key, payload) in [(&poison_key, &poison[..]), (&probe, reading.as_bytes())] {
+        let delivered = producer
+            .send(
+                FutureRecord::to(topics::READINGS).key(key).payload(payload),
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("the broker takes the message");
+        ends.insert(delivered.partition, delivered.offset + 1);
+    }
+
+    // The reading after it is archived, and the group's commits pass both messages.
+    let readings_dir = data.path().join("archive/temperature_data").join(&probe);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count_lines(&readings_dir) < 1 {
+        assert!(Instant::now() < deadline, "the reading after the large one was not archived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let committed = committed_offsets(&group);
+        if ends.iter().all(|(p, end)| committed.get(p).is_some_and(|c| c >= end)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "commits stalled: {committed:?}, produced to {ends:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Its dead letter holds the first 64 KiB, and says the original's size and SHA-256
+    // (`head -c 1000000 /dev/zero | tr '\0' x | sha256sum`).
+    let dead =
+        collect(&format!("it-dlq-{nonce}"), topics::DEAD_LETTERS, &poison_key, |f| !f.is_empty())
+            .await;
+    let (value, headers) = &dead[0];
+    assert_eq!(value.len(), 64 * 1024);
+    assert!(value.iter().all(|&b| b == b'x'));
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    assert_eq!(header("thermoalert.reason"), Some("too_large"));
+    assert_eq!(header("thermoalert.original.bytes"), Some("1000000"));
+    assert_eq!(
+        header("thermoalert.original.sha256"),
+        Some("1b977e9f84f1b26b6ed7f68b0498faee2385ea4125bd29adce4a7d9106ba3134")
+    );
+
+    // And a graceful stop ends.
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no exit 40 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Thaws Kafka when dropped, so a failing test leaves the broker answering for the next.
+struct BrokerThawed;
+
+impl Drop for BrokerThawed {
+    fn drop(&mut self) {
+        services(&["resume", "kafka"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka; freezes and thaws it"]
+async fn a_stop_signal_ends_the_process_in_time_even_with_the_broker_frozen() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let prefix = format!("stop{nonce}");
+    let group = format!("it-stop-{nonce}");
+    common::commit_group_at_end(&brokers(), &group);
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start_server(data.path(), &group, port);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let readings = simulated(&prefix, 3, 5, now - 5.0);
+    produce(&readings).await;
+    let archive = data.path().join("archive/temperature_data");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(&archive) < readings.len() {
+        assert!(Instant::now() < deadline, "the readings were not archived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The broker freezes (connections open, no answer); the sensors fall silent, so their
+    // offline alerts (after 3 s) wait for the broker: the flush that carries them cannot end.
+    let thaw = BrokerThawed;
+    services(&["pause", "kafka"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !get(port, "/metrics").is_some_and(|r| r.body.contains(r#"kind="offline""#)) {
+        assert!(Instant::now() < deadline, "no offline alert was raised");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let signalled = Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(45), "no exit 45 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    drop(thaw);
+    // Not a clean stop (what was not committed is replayed at the next start), and it says so.
+    assert!(!exit.success(), "{exit}");
+    assert!(server.log().contains("shutdown"), "{}", server.log());
+}
