@@ -53,6 +53,7 @@ integration() {
   cargo test -p thermoalert --features hdfs --test deploy -- --ignored
   # The benchmark in its seconds-long version, so that it cannot rot (figures only).
   cargo test -p thermoalert --features hdfs --bench throughput -- --smoke
+  cargo test -p thermoalert --features hdfs --bench hostile -- --smoke
   cargo test -p thermoalert-pipeline --features hdfs,index --bench archive -- --smoke
 }
 

@@ -50,9 +50,11 @@ pub async fn login(
         }
     };
     let (who, ops) = (name.clone(), operators.clone());
-    let token = tokio::task::spawn_blocking(move || ops.login(&who, &password, Instant::now()))
+    let token = operators
+        .throttle
+        .run(move || ops.login(&who, &password, Instant::now()))
         .await
-        .map_err(|e| ServerFnError::new(format!("login failed: {e}")))?;
+        .ok_or_else(|| ServerFnError::new("login failed: no password check could run"))?;
     drop(permit);
     let Some(token) = token else {
         operators.throttle.failed(attempt, Instant::now());

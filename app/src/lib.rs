@@ -123,6 +123,10 @@ fn HealthBanner() -> impl IntoView {
             "Readings are not coming in; nothing is lost, they are processed once it is back."
         }
         "archive" => "New readings are held and written once it is back; history may lag.",
+        "backlog" => {
+            "Readings older than the topic's retention are deleted before they are read: the \
+             pipeline must catch up (more instances, or what slows it down)."
+        }
         "sensors" => {
             "Their readings go to the dead-letter topic (reason sensor_limit); sensors already \
              tracked are unaffected. Raise THERMO_MAX_SENSORS if these sensors are real."

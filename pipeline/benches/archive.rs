@@ -129,7 +129,7 @@ async fn write_phase(a: &Args, store: Arc<dyn Store>, nonce: u128) -> serde_json
         let written = tokio::task::spawn_blocking(move || batch.write(store.as_ref()))
             .await
             .unwrap()
-            .map_err(|(_, e)| e)
+            .map_err(|f| f.error)
             .expect("the batch is written");
         files += written.len();
         flush_ms.push(started.elapsed().as_secs_f64() * 1000.0);
@@ -192,7 +192,7 @@ async fn history_phase(
             tokio::task::spawn_blocking(move || batch.write(store_for_write.as_ref()))
                 .await
                 .unwrap()
-                .map_err(|(_, e)| e)
+                .map_err(|f| f.error)
                 .expect("the day is written");
         files += written.len();
         index

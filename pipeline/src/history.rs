@@ -1,8 +1,20 @@
 //! History queries over the archive: the index says which files may hold a sensor's readings
 //! in a time range, the store reads them, and duplicates that a replay after a crash wrote a
 //! second time are removed here, at read time (same sensor, event time and value).
+//!
+//! Every query's memory is bounded whatever its range: raw readings come in chunks
+//! ([`History::readings_in_chunks`]), one group of files whose times overlap at a time (a
+//! replay's repeats can only be in files that overlap), so a caller can stream them out;
+//! charts keep a fixed number of points. Heavy queries (raw readings, charts) run at most
+//! [`HEAVY_QUERIES`] at once, the others wait up to [`HEAVY_QUEUE_WAIT`] and are then told the
+//! server is busy. A query whose caller is gone (the future dropped, the chunks' receiver
+//! dropped) stops reading at the next file.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::archive::{Store, StoreError, Stream};
 use crate::downsample::{Point, downsample};
@@ -26,6 +38,48 @@ pub enum HistoryError {
     TooLarge { records: i64 },
     #[error("archive reader stopped: {0}")]
     Reader(String),
+    #[error("too many history queries are running: try again in a few seconds")]
+    Busy,
+}
+
+/// Raw-reading and chart queries that read the archive at once.
+pub const HEAVY_QUERIES: usize = 4;
+/// How long a heavy query waits for its turn before it is refused ([`HistoryError::Busy`]).
+pub const HEAVY_QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Readings of one group of overlapping files sent at most in one chunk.
+const CHUNK_READINGS: usize = 8192;
+
+/// One piece of a [`History::readings_in_chunks`] answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadingsChunk {
+    /// Readings in time order, after those of the previous chunks, without duplicates.
+    Readings(Vec<Reading>),
+    /// The end: damaged lines skipped on the way (reported, never fatal).
+    End { skipped_lines: usize },
+}
+
+/// The chunks of a raw readings query, as the archive is read.
+#[derive(Debug)]
+pub struct ReadingChunks {
+    /// Archive files the query reads.
+    pub files: usize,
+    rx: mpsc::Receiver<Result<ReadingsChunk, HistoryError>>,
+}
+
+impl ReadingChunks {
+    /// The next chunk; `None` after [`ReadingsChunk::End`] or an error.
+    pub async fn next(&mut self) -> Option<Result<ReadingsChunk, HistoryError>> {
+        self.rx.recv().await
+    }
+}
+
+/// Set when dropped: tells a query's readers that its caller is gone.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Raw readings of one sensor in a range, oldest first, without duplicates.
@@ -38,58 +92,122 @@ pub struct ReadingsPage {
     pub skipped_lines: usize,
 }
 
-/// Reads history through the index and the store. Cheap to clone.
+/// Reads history through the index and the store. Cheap to clone; clones share the limit of
+/// heavy queries.
 #[derive(Debug, Clone)]
 pub struct History {
     index: SensorIndex,
     store: Arc<dyn Store>,
+    heavy: Arc<Semaphore>,
+    queue_wait: Duration,
 }
 
 impl History {
     pub fn new(index: SensorIndex, store: Arc<dyn Store>) -> Self {
-        History { index, store }
+        History {
+            index,
+            store,
+            heavy: Arc::new(Semaphore::new(HEAVY_QUERIES)),
+            queue_wait: HEAVY_QUEUE_WAIT,
+        }
+    }
+
+    /// At most `queries` heavy queries at once, each waiting at most `wait` for its turn.
+    pub fn with_heavy_limit(mut self, queries: usize, wait: Duration) -> Self {
+        self.heavy = Arc::new(Semaphore::new(queries));
+        self.queue_wait = wait;
+        self
     }
 
     pub fn index(&self) -> &SensorIndex {
         &self.index
     }
 
-    /// Readings of `sensor_id` with event time in `[from_ms, to_ms)`.
+    /// A turn to read the archive, waited for at most [`HEAVY_QUEUE_WAIT`].
+    async fn turn(&self) -> Result<OwnedSemaphorePermit, HistoryError> {
+        let waiting = Arc::clone(&self.heavy).acquire_owned();
+        match tokio::time::timeout(self.queue_wait, waiting).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // Never closed; and a timeout is the queue being full.
+            Ok(Err(_)) | Err(_) => Err(HistoryError::Busy),
+        }
+    }
+
+    /// Readings of `sensor_id` with event time in `[from_ms, to_ms)`, all at once (for small
+    /// ranges and tests; [`History::readings_in_chunks`] streams).
     pub async fn readings(
         &self,
         sensor_id: &str,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReadingsPage, HistoryError> {
+        let mut chunks = self.readings_in_chunks(sensor_id, from_ms, to_ms).await?;
+        let mut page = ReadingsPage { files: chunks.files, ..ReadingsPage::default() };
+        while let Some(chunk) = chunks.next().await {
+            match chunk? {
+                ReadingsChunk::Readings(mut rs) => page.readings.append(&mut rs),
+                ReadingsChunk::End { skipped_lines } => page.skipped_lines = skipped_lines,
+            }
+        }
+        Ok(page)
+    }
+
+    /// Readings of `sensor_id` with event time in `[from_ms, to_ms)`, in time order and without
+    /// replayed duplicates, in chunks as the archive is read: at most one group of files whose
+    /// times overlap is in memory at a time. Dropping the answer stops the reading.
+    pub async fn readings_in_chunks(
+        &self,
+        sensor_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<ReadingChunks, HistoryError> {
         let files = self.index.files(sensor_id, Stream::Readings, from_ms, to_ms).await?;
         let records: i64 = files.iter().map(|f| f.records).sum();
         if records > MAX_RAW_READINGS {
             return Err(HistoryError::TooLarge { records });
         }
+        let permit = self.turn().await?;
+        let groups = overlapping(files.iter().map(|f| (f.first_ms, f.last_ms, f.path.clone())));
+        let (tx, rx) = mpsc::channel(2);
         let store = Arc::clone(&self.store);
-        let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
         // The store blocks (HDFS is JNI): read off the async runtime.
-        let page = tokio::task::spawn_blocking(move || -> Result<ReadingsPage, StoreError> {
-            let mut page = ReadingsPage { files: paths.len(), ..ReadingsPage::default() };
-            for path in &paths {
-                let bytes = store.read_file(path)?;
-                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                    match serde_json::from_slice::<Reading>(line) {
-                        Ok(r) => {
-                            let ms = r.event_time_ms();
-                            if ms >= from_ms && ms < to_ms {
-                                page.readings.push(r);
-                            }
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut skipped_lines = 0;
+            for paths in groups {
+                let mut readings = Vec::new();
+                for path in &paths {
+                    let bytes = match store.read_file(path) {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e.into()));
+                            return;
                         }
-                        Err(_) => page.skipped_lines += 1,
+                    };
+                    for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                        match serde_json::from_slice::<Reading>(line) {
+                            Ok(r) => {
+                                let ms = r.event_time_ms();
+                                if ms >= from_ms && ms < to_ms {
+                                    readings.push(r);
+                                }
+                            }
+                            Err(_) => skipped_lines += 1,
+                        }
+                    }
+                }
+                dedup(&mut readings);
+                let mut readings = readings.into_iter().peekable();
+                while readings.peek().is_some() {
+                    let chunk: Vec<Reading> = readings.by_ref().take(CHUNK_READINGS).collect();
+                    if tx.blocking_send(Ok(ReadingsChunk::Readings(chunk))).is_err() {
+                        return; // The caller is gone.
                     }
                 }
             }
-            Ok(page)
-        })
-        .await
-        .map_err(|e| HistoryError::Reader(e.to_string()))??;
-        Ok(dedup(page))
+            let _ = tx.blocking_send(Ok(ReadingsChunk::End { skipped_lines }));
+        });
+        Ok(ReadingChunks { files: files.len(), rx })
     }
 
     /// The readings of a range as at most `max_points` chart points `(epoch s, °C)`, shape and
@@ -109,8 +227,13 @@ impl History {
         let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
         let store = Arc::clone(&self.store);
         let slices = max_points.max(1) * BUCKETS_PER_POINT;
+        let permit = self.turn().await?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let _cancel = CancelOnDrop(Arc::clone(&cancelled));
         let buckets = tokio::task::spawn_blocking(move || {
-            reduce_files(store.as_ref(), &paths, Buckets::new(from_ms, to_ms, slices))
+            let _permit = permit;
+            let empty = Buckets::new(from_ms, to_ms, slices);
+            reduce_files(store.as_ref(), &paths, empty, &cancelled)
         })
         .await
         .map_err(|e| HistoryError::Reader(e.to_string()))??;
@@ -154,17 +277,22 @@ fn chart_line(line: &[u8]) -> Option<(f64, f64)> {
     })
 }
 
-/// Reads `paths` on up to [`CHART_READERS`] threads into copies of `empty`, merged.
+/// Reads `paths` on up to [`CHART_READERS`] threads into copies of `empty`, merged; stops at
+/// the next file once `cancelled` is set (the caller is gone: what is returned then is moot).
 fn reduce_files(
     store: &dyn Store,
     paths: &[String],
     empty: Buckets,
+    cancelled: &AtomicBool,
 ) -> Result<Buckets, StoreError> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let read = || -> Result<Buckets, StoreError> {
         let mut buckets = empty.clone();
         loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if cancelled.load(Ordering::Relaxed) {
+                return Ok(buckets);
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = paths.get(i) else { return Ok(buckets) };
             let bytes = store.read_file(path)?;
             for line in bytes.split(|b| *b == b'\n') {
@@ -258,18 +386,35 @@ fn lower(a: Point, b: Point) -> bool {
     a.1.total_cmp(&b.1).then(a.0.total_cmp(&b.0)).is_lt()
 }
 
+/// The paths of `files` (`(first ms, last ms, path)`) in groups whose time ranges overlap,
+/// in time order: a replay's repeats of a reading are in files that overlap it, so each group
+/// can be deduplicated alone.
+fn overlapping(files: impl Iterator<Item = (i64, i64, String)>) -> Vec<Vec<String>> {
+    let mut files: Vec<_> = files.collect();
+    files.sort_by_key(|f| f.0);
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut group_end = i64::MIN;
+    for (first, last, path) in files {
+        match groups.last_mut() {
+            Some(group) if first <= group_end => group.push(path),
+            _ => groups.push(vec![path]),
+        }
+        group_end = group_end.max(last);
+    }
+    groups
+}
+
 /// Sorts by event time and drops exact repeats (a replay writes the same reading twice).
-fn dedup(mut page: ReadingsPage) -> ReadingsPage {
-    page.readings.sort_by(|a, b| {
+fn dedup(readings: &mut Vec<Reading>) {
+    readings.sort_by(|a, b| {
         a.event_time_ms()
             .cmp(&b.event_time_ms())
             .then(a.timestamp.total_cmp(&b.timestamp))
             .then(a.temperature.total_cmp(&b.temperature))
     });
-    page.readings.dedup_by(|a, b| {
+    readings.dedup_by(|a, b| {
         a.timestamp == b.timestamp && a.temperature.to_bits() == b.temperature.to_bits()
     });
-    page
 }
 
 #[cfg(test)]
@@ -311,6 +456,108 @@ mod tests {
         assert_eq!(times, (2..12).map(f64::from).collect::<Vec<_>>());
         assert_eq!(page.files, 2);
         assert_eq!(page.skipped_lines, 0);
+    }
+
+    #[test]
+    fn files_are_grouped_where_their_times_overlap() {
+        let f = |first: i64, last: i64, path: &str| (first, last, path.to_owned());
+        let groups = overlapping(
+            [f(20, 29, "c"), f(0, 9, "a"), f(5, 12, "b"), f(30, 40, "d"), f(35, 36, "e")]
+                .into_iter(),
+        );
+        assert_eq!(groups, vec![vec!["a", "b"], vec!["c"], vec!["d", "e"]]);
+        // A long file holds the group open for those within it.
+        let groups = overlapping([f(0, 100, "day"), f(10, 20, "h1"), f(50, 60, "h2")].into_iter());
+        assert_eq!(groups, vec![vec!["day", "h1", "h2"]]);
+    }
+
+    /// A store whose reads take `delay` each and are counted.
+    #[derive(Debug)]
+    struct Slow {
+        inner: LocalStore,
+        delay: std::time::Duration,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for Slow {
+        fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.write_file(path, bytes)
+        }
+        fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.append_file(path, bytes)
+        }
+        fn read_file(&self, path: &str) -> Result<Vec<u8>, StoreError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            self.inner.read_file(path)
+        }
+        fn delete_file(&self, path: &str) -> Result<(), StoreError> {
+            self.inner.delete_file(path)
+        }
+        fn list(&self, dir: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(dir)
+        }
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+    }
+
+    /// 40 files of one sensor, an hour each, read through a store that takes 20 ms a file.
+    async fn slow_history() -> (tempfile::TempDir, History, Arc<Slow>) {
+        let (dir, fast) = history().await;
+        for hour in 0..40 {
+            let t = f64::from(hour) * 3600.0;
+            archive(&fast, "w", &[r("s", t, 20.0), r("s", t + 1.0, 21.0)]).await;
+        }
+        let slow = Arc::new(Slow {
+            inner: LocalStore::new(dir.path().join("archive")),
+            delay: std::time::Duration::from_millis(20),
+            reads: Default::default(),
+        });
+        let store: Arc<dyn Store> = slow.clone();
+        (dir, History::new(fast.index.clone(), store), slow)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readings_come_in_chunks_and_stop_when_the_caller_goes() {
+        let (_dir, h, slow) = slow_history().await;
+        let mut chunks = h.readings_in_chunks("s", 0, 40 * 3_600_000).await.unwrap();
+        assert_eq!(chunks.files, 40);
+        let Some(Ok(ReadingsChunk::Readings(first))) = chunks.next().await else { panic!() };
+        assert_eq!(first.iter().map(|r| r.timestamp).collect::<Vec<_>>(), [0.0, 1.0]);
+        drop(chunks);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let reads = slow.reads.load(Ordering::SeqCst);
+        assert!(reads < 10, "{reads} of 40 files read after the caller went away");
+        // Read to the end, a query has every reading and then says how it ended.
+        let page = h.readings("s", 0, 40 * 3_600_000).await.unwrap();
+        assert_eq!((page.readings.len(), page.files, page.skipped_lines), (80, 40, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_chart_stops_reading_when_its_caller_goes() {
+        let (_dir, h, slow) = slow_history().await;
+        let chart = h.chart("s", 0, 40 * 3_600_000, 100);
+        let gone = tokio::time::timeout(std::time::Duration::from_millis(50), chart).await;
+        assert!(gone.is_err(), "the chart took longer than its caller waited");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let reads = slow.reads.load(Ordering::SeqCst);
+        assert!(reads < 20, "{reads} of 40 files read after the caller went away");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heavy_queries_beyond_the_limit_wait_then_are_refused() {
+        let (_dir, h, _slow) = slow_history().await;
+        let h = h.with_heavy_limit(1, std::time::Duration::from_millis(100));
+        // The first holds the only turn while its chunks wait to be read.
+        let held = h.readings_in_chunks("s", 0, 40 * 3_600_000).await.unwrap();
+        let refused = h.chart("s", 0, 40 * 3_600_000, 100).await.unwrap_err();
+        assert!(matches!(refused, HistoryError::Busy), "{refused}");
+        assert!(refused.to_string().contains("try again"), "{refused}");
+        drop(held);
+        // Its turn is given back once its reader notices.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(h.chart("s", 0, 40 * 3_600_000, 100).await.is_ok());
     }
 
     #[tokio::test]

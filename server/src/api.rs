@@ -10,15 +10,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use thermoalert_pipeline::history::{HistoryError, ReadingsPage};
+use thermoalert_pipeline::history::{HistoryError, ReadingChunks, ReadingsChunk};
+use thermoalert_pipeline::model::Reading;
 
 use crate::params::{self, BadParam, Params, Source};
+use crate::telemetry;
 use crate::web::AppState;
 
 /// What an API call can fail with.
 pub enum ApiError {
     BadRequest(String),
     Unavailable(String),
+    /// Too many heavy queries at once: 503 with `Retry-After`.
+    Busy(String),
 }
 
 impl From<BadParam> for ApiError {
@@ -31,6 +35,7 @@ impl From<HistoryError> for ApiError {
     fn from(e: HistoryError) -> Self {
         match e {
             HistoryError::TooLarge { .. } => ApiError::BadRequest(e.to_string()),
+            HistoryError::Busy => ApiError::Busy(e.to_string()),
             other => ApiError::Unavailable(other.to_string()),
         }
     }
@@ -49,6 +54,12 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(m) => {
                 tracing::warn!("api: {m}");
                 (StatusCode::SERVICE_UNAVAILABLE, m)
+            }
+            ApiError::Busy(m) => {
+                telemetry::busy();
+                let body = Json(json!({ "error": m }));
+                return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], body)
+                    .into_response();
             }
         };
         (status, Json(json!({ "error": message }))).into_response()
@@ -102,14 +113,55 @@ pub async fn alerts(
     Ok(Json(body).into_response())
 }
 
-/// The raw readings of `sensor` in `[from, to)` (default: the last hour), with the range.
+/// The raw readings of `sensor` in `[from, to)` (default: the last hour), with the range, as
+/// they are read.
 async fn raw_readings(
     state: &AppState,
     q: &Params,
-) -> Result<(String, i64, i64, ReadingsPage), ApiError> {
+) -> Result<(String, i64, i64, ReadingChunks), ApiError> {
     let (sensor, from, to) = params::readings(q, now_ms())?;
-    let page = state.history.readings(&sensor, from, to).await?;
-    Ok((sensor, from, to, page))
+    let chunks = state.history.readings_in_chunks(&sensor, from, to).await?;
+    Ok((sensor, from, to, chunks))
+}
+
+/// A body made of `head`, then the text of each chunk of readings (`row` writes one reading,
+/// `sep` goes between two), then `tail(skipped lines)`: streamed as the archive is read, so
+/// that no answer is ever held whole (2 M readings were ~2 GB as one JSON value). The reading
+/// stops when the client goes away (the body is dropped, and with it the chunks).
+fn streamed(
+    head: String,
+    chunks: ReadingChunks,
+    sep: &'static str,
+    row: fn(&mut String, &Reading),
+    tail: fn(usize) -> String,
+) -> Body {
+    let state = (Some(head), chunks, false);
+    let body = futures::stream::unfold(state, move |(head, mut chunks, mut started)| async move {
+        if let Some(head) = head {
+            return Some((Ok(head), (None, chunks, started)));
+        }
+        match chunks.next().await? {
+            Ok(ReadingsChunk::Readings(readings)) => {
+                let mut text = String::with_capacity(readings.len() * 64);
+                for r in &readings {
+                    if std::mem::replace(&mut started, true) {
+                        text.push_str(sep);
+                    }
+                    row(&mut text, r);
+                }
+                Some((Ok(text), (None, chunks, started)))
+            }
+            Ok(ReadingsChunk::End { skipped_lines }) => {
+                Some((Ok(tail(skipped_lines)), (None, chunks, started)))
+            }
+            // Headers are gone already: cutting the body short is how the client learns.
+            Err(e) => {
+                tracing::warn!("api: reading the archive failed mid-answer: {e}");
+                Some((Err(std::io::Error::other(e.to_string())), (None, chunks, started)))
+            }
+        }
+    });
+    Body::from_stream(body)
 }
 
 /// `GET /api/readings?sensor=&from=&to=`: raw readings of one sensor (default: last hour).
@@ -117,15 +169,18 @@ pub async fn readings(
     State(state): State<AppState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let (sensor, from, to, page) = raw_readings(&state, &q).await?;
-    Ok(Json(json!({
-        "sensor_id": sensor,
-        "from": from as f64 / 1000.0,
-        "to": to as f64 / 1000.0,
-        "readings": page.readings,
-        "skipped_lines": page.skipped_lines,
-    }))
-    .into_response())
+    let (sensor, from, to, chunks) = raw_readings(&state, &q).await?;
+    let head =
+        json!({ "sensor_id": sensor, "from": from as f64 / 1000.0, "to": to as f64 / 1000.0 })
+            .to_string();
+    // The object without its closing brace, then the readings and the count of skipped lines.
+    let head = format!("{},\"readings\":[", head.trim_end_matches('}'));
+    let row = |text: &mut String, r: &Reading| {
+        text.push_str(&serde_json::to_string(r).expect("readings serialize"));
+    };
+    let tail = |skipped: usize| format!("],\"skipped_lines\":{skipped}}}");
+    let body = streamed(head, chunks, ",", row, tail);
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/history/{sensor}?from=&to=&points=&source=raw|windows`: a chart series, raw
@@ -154,35 +209,26 @@ pub async fn history(
     Ok(Json(body).into_response())
 }
 
-/// `GET /api/export.csv?sensor=&from=&to=`: raw readings as CSV, streamed in chunks.
+/// `GET /api/export.csv?sensor=&from=&to=`: raw readings as CSV, streamed as the archive is
+/// read.
 pub async fn export_csv(
     State(state): State<AppState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let (sensor, from, to, page) = raw_readings(&state, &q).await?;
-    // The text is made chunk by chunk as the client reads, not all at once.
-    let header_line = futures::stream::once(async {
-        Ok::<_, std::io::Error>("timestamp,sensor_id,temperature\n".to_owned())
-    });
-    let rows = futures::stream::unfold((page.readings, 0usize), |(readings, i)| async move {
-        if i >= readings.len() {
-            return None;
-        }
-        let end = (i + 4096).min(readings.len());
-        let mut text = String::with_capacity((end - i) * 40);
-        for r in &readings[i..end] {
-            // Sensor ids are [A-Za-z0-9_.-]: nothing in a row needs CSV quoting.
-            text.push_str(&format!("{},{},{}\n", seconds(r.timestamp), r.sensor_id, r.temperature));
-        }
-        Some((Ok::<_, std::io::Error>(text), (readings, end)))
-    });
+    let (sensor, from, to, chunks) = raw_readings(&state, &q).await?;
+    let row = |text: &mut String, r: &Reading| {
+        // Sensor ids are [A-Za-z0-9_.-]: nothing in a row needs CSV quoting.
+        text.push_str(&format!("{},{},{}\n", seconds(r.timestamp), r.sensor_id, r.temperature));
+    };
+    let head = "timestamp,sensor_id,temperature\n".to_owned();
+    let body = streamed(head, chunks, "", row, |_| String::new());
     let filename = format!("attachment; filename=\"{sensor}-{}-{}.csv\"", from / 1000, to / 1000);
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, filename),
         ],
-        Body::from_stream(futures::StreamExt::chain(header_line, rows)),
+        body,
     )
         .into_response())
 }

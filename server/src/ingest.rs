@@ -3,7 +3,9 @@
 //!
 //! Offsets are committed only after the archive batch that covers them is durable, the index
 //! knows it, and every alert and dead letter produced from them is acknowledged by the broker:
-//! a crash replays readings, it never loses them.
+//! a crash replays readings, it never loses them. Those messages are also in the index's
+//! outbox from the flush's transaction on (the offsets saved there skip their readings at the
+//! next start), and the next start sends what a crash left there.
 //!
 //! Rebalances are applied here, between messages: a revoked partition is flushed and
 //! committed before it is released, and an assigned one starts where this instance's saved
@@ -12,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -24,7 +26,7 @@ use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings;
 use thermoalert_pipeline::archive::{ArchiveBuffer, ArchiveFile, Batch, Store};
 use thermoalert_pipeline::dead_letter::{DeadLetter, Source};
-use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
+use thermoalert_pipeline::index::{IndexBatch, OutboxRecord, SensorIndex};
 use thermoalert_pipeline::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
 use thermoalert_pipeline::model::{Alert, Reading, SensorWindow};
 use thermoalert_pipeline::parse::{ParseLimits, parse_reading_into};
@@ -61,6 +63,43 @@ pub struct Ingest {
     pub limits: ParseLimits,
     /// Counts readings refused because the sensor limit is reached (the web's banner says so).
     pub sensor_limit: SensorLimit,
+    /// How far behind the consumer is (readiness says when too far).
+    pub delay: ConsumerDelay,
+}
+
+/// How far behind the newest readings the consumer is: the age of the last message it read,
+/// or zero once [`CAUGHT_UP_AFTER`] passes without one (caught up, or nothing comes). Past the
+/// readings topic's retention, the broker deletes readings before they are read. Cheap to
+/// clone; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerDelay {
+    age_ms: Arc<AtomicI64>,
+    /// Processing time of the last message read (epoch ms).
+    read_ms: Arc<AtomicI64>,
+}
+
+/// Silence after which the consumer counts as caught up.
+const CAUGHT_UP_AFTER: Duration = Duration::from_secs(5);
+
+impl ConsumerDelay {
+    /// The age of the last message read.
+    pub fn behind(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.age_ms.load(Ordering::Relaxed)).unwrap_or(0))
+    }
+
+    fn observe(&self, now_ms: i64, created_ms: i64) {
+        self.age_ms.store((now_ms - created_ms).max(0), Ordering::Relaxed);
+        self.read_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Called every second with the processing time.
+    fn tick(&self, now_ms: i64) {
+        let silent = now_ms - self.read_ms.load(Ordering::Relaxed);
+        if silent > CAUGHT_UP_AFTER.as_millis() as i64 {
+            self.age_ms.store(0, Ordering::Relaxed);
+        }
+        telemetry::consumer_delay(self.behind());
+    }
 }
 
 /// The sensor limit as the web sees it: how many readings of sensors beyond
@@ -106,17 +145,9 @@ struct Flush {
     windows: Vec<SensorWindow>,
     snapshots: Vec<(i32, SensorSnapshot)>,
     offsets: Vec<(i32, i64)>,
-    outgoing: Vec<Outgoing>,
-}
-
-/// A message to the alerts or dead-letter topic, kept until the broker acknowledges it.
-struct Outgoing {
-    topic: &'static str,
-    key: Vec<u8>,
-    payload: Vec<u8>,
-    headers: Option<OwnedHeaders>,
-    /// Bytes it holds (key, payload, headers).
-    size: usize,
+    /// Alerts and dead letters, recorded in the index's outbox with the flush and deleted
+    /// from it once the broker acknowledged them.
+    outgoing: Vec<OutboxRecord>,
 }
 
 /// What was consumed or produced since the last flush, waiting to be made durable.
@@ -124,19 +155,22 @@ struct Pending {
     archive: ArchiveBuffer,
     alerts: Vec<Alert>,
     windows: Vec<SensorWindow>,
-    outgoing: Vec<Outgoing>,
+    outgoing: Vec<OutboxRecord>,
     /// Bytes held by `outgoing`.
     outgoing_bytes: usize,
     /// Next offset to commit per partition of the readings topic (the only one consumed).
     offsets: BTreeMap<i32, i64>,
+    /// The offsets of every flush started so far, by partition: durable once the flush in
+    /// flight settled, and committed synchronously then when a partition is released.
+    flushed: BTreeMap<i32, i64>,
     /// The partition each sensor's readings come from: its state is saved and restored
     /// with that partition.
     partition_of: HashMap<Box<str>, i32>,
 }
 
 impl Pending {
-    fn push(&mut self, message: Outgoing) {
-        self.outgoing_bytes += message.size;
+    fn push(&mut self, message: OutboxRecord) {
+        self.outgoing_bytes += message.size();
         self.outgoing.push(message);
     }
 
@@ -171,6 +205,7 @@ impl Ingest {
             outgoing: Vec::new(),
             outgoing_bytes: 0,
             offsets: BTreeMap::new(),
+            flushed: BTreeMap::new(),
             partition_of: HashMap::new(),
         };
         let mut out = Output::default();
@@ -184,7 +219,8 @@ impl Ingest {
         let readings_in = telemetry::readings_counter();
         // At most one flush runs while the loop consumes the next batch; flushes complete in
         // order, so commits only ever move forward.
-        let mut in_flight: InFlight = None;
+        // What an earlier run left in the outbox goes first, as if it were a flush in flight.
+        let mut in_flight: InFlight = Some(tokio::spawn(self.sinks.clone().redeliver()));
         loop {
             tokio::select! {
                 // In this order: the live view's batch goes out only when nothing else is
@@ -208,6 +244,7 @@ impl Ingest {
                     }
                 }
                 _ = core_tick.tick() => {
+                    self.delay.tick(now_ms());
                     self.processor.tick(now_ms(), &mut out);
                     self.emit(&mut out, &mut pending);
                 }
@@ -222,6 +259,9 @@ impl Ingest {
                     };
                     let bytes = msg.payload().unwrap_or_default();
                     let now = now_ms();
+                    if let Some(created) = msg.timestamp().to_millis() {
+                        self.delay.observe(now, created);
+                    }
                     match parse_reading_into(bytes, now as f64 / 1000.0, &limits, &mut reading) {
                         Ok(()) if !self.processor.admits(&reading.sensor_id) => {
                             telemetry::rejected(SENSOR_LIMIT);
@@ -261,6 +301,7 @@ impl Ingest {
         }
         self.flush(&mut pending, &mut in_flight).await?;
         settle(&mut in_flight, &mut pending).await?;
+        self.commit_sync(std::mem::take(&mut pending.flushed)).await;
         // Closing the consumer revokes what it holds: nothing is left to flush.
         self.rebalances.apply_directly();
         while let Some(change) = self.rebalances.next() {
@@ -288,6 +329,11 @@ impl Ingest {
                 // owner starts exactly after it.
                 self.flush(pending, in_flight).await?;
                 settle(in_flight, pending).await?;
+                let released = partitions
+                    .iter()
+                    .filter_map(|p| Some((*p, pending.flushed.remove(p)?)))
+                    .collect();
+                self.commit_sync(released).await;
                 let mut forgotten = 0;
                 pending.partition_of.retain(|sensor, p| {
                     let keep = !partitions.contains(p);
@@ -371,11 +417,32 @@ impl Ingest {
             telemetry::alert(&alert);
             pending.archive.push_alert(&alert);
             self.hub.publish_alert(&alert);
-            let key = alert.sensor_id.clone().into_bytes();
-            let payload = serde_json::to_vec(&alert).expect("alerts serialize");
-            let size = key.len() + payload.len();
-            pending.push(Outgoing { topic: topics::ALERTS, key, payload, headers: None, size });
+            pending.push(OutboxRecord {
+                topic: topics::ALERTS.into(),
+                key: alert.sensor_id.clone().into_bytes(),
+                payload: serde_json::to_vec(&alert).expect("alerts serialize"),
+                headers: Vec::new(),
+            });
             pending.alerts.push(alert);
+        }
+    }
+
+    /// Commits `offsets` (durable: their flushes settled) to the group and waits for the
+    /// broker's answer: before a partition is released, so that its next owner starts right
+    /// after them, and at shutdown. A failure is logged: the next owner then replays a little.
+    async fn commit_sync(&self, offsets: BTreeMap<i32, i64>) {
+        if offsets.is_empty() {
+            return;
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let committed = tokio::task::spawn_blocking(move || {
+            consumer.commit(&offset_list(&offsets)?, CommitMode::Sync)
+        })
+        .await;
+        match committed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!("offset commit failed: {e}"),
+            Err(e) => warn!("offset commit panicked: {e}"),
         }
     }
 
@@ -410,6 +477,7 @@ impl Ingest {
             .filter_map(|s| Some((*pending.partition_of.get(s.sensor_id.as_str())?, s)))
             .collect();
         telemetry::core(&self.processor.counters(), self.processor.sensors());
+        pending.flushed.extend(pending.offsets.iter().map(|(p, o)| (*p, *o)));
         let flush = Flush {
             batch: pending.archive.take_batch(),
             alerts: std::mem::take(&mut pending.alerts),
@@ -422,6 +490,17 @@ impl Ingest {
         *in_flight = Some(tokio::spawn(self.sinks.clone().make_durable(flush)));
         Ok(())
     }
+}
+
+/// `offsets` of the readings topic as a partition list.
+fn offset_list(
+    offsets: &BTreeMap<i32, i64>,
+) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
+    let mut list = TopicPartitionList::new();
+    for (&partition, &offset) in offsets {
+        list.add_partition_offset(topics::READINGS, partition, Offset::Offset(offset))?;
+    }
+    Ok(list)
 }
 
 /// The flush being made durable, if any: its task returns the files the archive buffer must
@@ -446,36 +525,47 @@ impl Sinks {
         let started = std::time::Instant::now();
         let Flush { mut batch, alerts, windows, snapshots, offsets, outgoing } = flush;
         let writing = self.gate.lock().await;
+        // Files appended by tries that then failed: indexed with the rest.
+        let mut written_before = Vec::new();
         let files = loop {
             let store = Arc::clone(&self.store);
             let result = tokio::task::spawn_blocking(move || batch.write(store.as_ref()))
                 .await
                 .context("archive writer panicked")?;
             match result {
-                Ok(files) => {
+                Ok(mut files) => {
+                    files.append(&mut written_before);
                     telemetry::archived(files.len(), files.iter().map(|f| f.contents.len()).sum());
                     break files;
                 }
-                Err((rest, e)) => {
-                    error!("archive write failed, retrying in 1s: {e}");
-                    batch = rest;
+                Err(failure) => {
+                    error!("archive write failed, retrying in 1s: {}", failure.error);
+                    batch = failure.rest;
+                    written_before.extend(failure.written);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
         };
-        // The offsets go in with the state: a restart resumes exactly where this state is.
+        // The offsets go in with the state: a restart resumes exactly where this state is;
+        // and the messages for the broker with them, since a restart will not replay them.
         let entry = IndexBatch {
             files: &files,
             alerts: &alerts,
             windows: &windows,
             snapshots: &snapshots,
             offsets: &offsets,
+            outbox: &outgoing,
             written_ms: now_ms(),
         };
-        while let Err(e) = self.index.record(entry).await {
-            error!("index update failed, retrying in 1s: {e}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let outbox = loop {
+            match self.index.record(entry).await {
+                Ok(ids) => break ids,
+                Err(e) => {
+                    error!("index update failed, retrying in 1s: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         drop(writing);
         let later_parts: Vec<ArchiveFile> = files
             .into_iter()
@@ -483,28 +573,57 @@ impl Sinks {
             .map(|f| ArchiveFile { contents: Vec::new(), ..f })
             .collect();
         self.deliver(outgoing).await;
+        self.outbox_sent(&outbox).await;
         telemetry::flushed(started.elapsed());
         if offsets.is_empty() {
             return Ok(later_parts);
         }
-        let mut to_commit = TopicPartitionList::new();
-        for &(partition, offset) in &offsets {
-            to_commit
-                .add_partition_offset(topics::READINGS, partition, Offset::Offset(offset))
-                .context("listing the offsets to commit")?;
-        }
         // The group's committed offsets, for other instances and tools; this server itself
-        // resumes from the offsets saved in the index with its state.
-        let consumer = Arc::clone(&self.consumer);
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit(&to_commit, CommitMode::Sync))
-                .await
-                .context("offset commit panicked")?;
-        if let Err(e) = committed {
-            // Not fatal: the next commit covers these offsets too (or a replay does).
+        // resumes from the offsets saved in the index with its state. Not waited for: a broker
+        // slow to answer must not hold the next flush's alerts (before a partition is released
+        // the task commits again and waits, `Ingest::commit_sync`). A failure is not fatal: the
+        // next commit covers these offsets too (or a replay does).
+        let offsets: BTreeMap<i32, i64> = offsets.into_iter().collect();
+        if let Err(e) =
+            offset_list(&offsets).and_then(|list| self.consumer.commit(&list, CommitMode::Async))
+        {
             warn!("offset commit failed: {e}");
         }
         Ok(later_parts)
+    }
+
+    /// Sends what an earlier run left in the outbox (it ended between a flush's index
+    /// transaction and the broker's acknowledgement), before any flush of this run.
+    async fn redeliver(self) -> anyhow::Result<Vec<ArchiveFile>> {
+        loop {
+            let left = match self.index.outbox(1000).await {
+                Ok(left) => left,
+                Err(e) => {
+                    error!("cannot read the outbox, retrying in 1s: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if left.is_empty() {
+                return Ok(Vec::new());
+            }
+            info!(messages = left.len(), "sending what the last run left in the outbox");
+            let (ids, records): (Vec<i64>, Vec<OutboxRecord>) = left.into_iter().unzip();
+            self.deliver(records).await;
+            self.outbox_sent(&ids).await;
+        }
+    }
+
+    /// Deletes delivered messages from the outbox (retried: left there, they would be sent
+    /// again at the next start).
+    async fn outbox_sent(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        while let Err(e) = self.index.outbox_sent(ids).await {
+            error!("cannot clear the outbox, retrying in 1s: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     /// Sends every outgoing message and waits for the broker to acknowledge each, sending
@@ -512,13 +631,16 @@ impl Sinks {
     /// for the broker, its topic is gone or forbidden): such a record is counted, logged and
     /// given up, since waiting for it would stall every later commit. Alerts are also in the
     /// archive and the index, which a permanent failure does not touch.
-    async fn deliver(&self, mut pending: Vec<Outgoing>) {
+    async fn deliver(&self, mut pending: Vec<OutboxRecord>) {
         let mut attempt = 0u32;
         while !pending.is_empty() {
             let sends = pending.iter().map(|m| {
-                let mut record = FutureRecord::to(m.topic).key(&m.key).payload(&m.payload);
-                if let Some(h) = &m.headers {
-                    record = record.headers(h.clone());
+                let mut record = FutureRecord::to(&m.topic).key(&m.key).payload(&m.payload);
+                if !m.headers.is_empty() {
+                    let headers = m.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
+                        h.insert(Header { key, value: Some(value.as_str()) })
+                    });
+                    record = record.headers(headers);
                 }
                 self.producer.send(record, DELIVERY_TIMEOUT)
             });
@@ -529,15 +651,15 @@ impl Sinks {
                     Ok(_) => {}
                     Err((e, _)) if kafka::is_permanent(&e) => {
                         error!(
-                            topic = m.topic,
-                            bytes = m.size,
+                            topic = %m.topic,
+                            bytes = m.size(),
                             key = %String::from_utf8_lossy(&m.key[..m.key.len().min(64)]),
                             "delivery failed for good, record given up: {e}"
                         );
-                        telemetry::delivery_failed(m.topic, kafka::error_name(&e));
+                        telemetry::delivery_failed(topic_label(&m.topic), kafka::error_name(&e));
                     }
                     Err((e, _)) => {
-                        warn!(topic = m.topic, "delivery failed, will retry: {e}");
+                        warn!(topic = %m.topic, "delivery failed, will retry: {e}");
                         failed.push(m);
                     }
                 }
@@ -557,22 +679,27 @@ const SENSOR_LIMIT: &str = "sensor_limit";
 
 /// The dead letter of a rejected message: its key and bytes (capped: it must fit the broker
 /// whatever the original's size), the reason and its source in headers.
-fn dead_letter(msg: &impl Message, bytes: &[u8], reason: &'static str, detail: &str) -> Outgoing {
+fn dead_letter(
+    msg: &impl Message,
+    bytes: &[u8],
+    reason: &'static str,
+    detail: &str,
+) -> OutboxRecord {
     let source = Source { topic: msg.topic(), partition: msg.partition(), offset: msg.offset() };
     let key = msg.key().unwrap_or_default();
     let letter = DeadLetter::new(key, bytes, reason, detail, source);
     if letter.value.len() < bytes.len() || letter.key.len() < key.len() {
         telemetry::dead_letter_cut();
     }
-    let size = letter.size();
-    let headers = letter.headers.iter().fold(OwnedHeaders::new(), |h, (key, value)| {
-        h.insert(Header { key, value: Some(value.as_str()) })
-    });
-    Outgoing {
-        topic: topics::DEAD_LETTERS,
+    OutboxRecord {
+        topic: topics::DEAD_LETTERS.into(),
         key: letter.key,
         payload: letter.value,
-        headers: Some(headers),
-        size,
+        headers: letter.headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     }
+}
+
+/// The metrics label of a topic we produce to (a bounded set).
+fn topic_label(topic: &str) -> &'static str {
+    [topics::ALERTS, topics::DEAD_LETTERS].into_iter().find(|t| *t == topic).unwrap_or("other")
 }

@@ -33,6 +33,8 @@ pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
 pub const PAUSES: &str = "thermoalert_consumption_pause_seconds";
 pub const SENSORS_TRACKED: &str = "thermoalert_sensors_tracked";
 pub const REFUSED_CONNECTIONS: &str = "thermoalert_http_connections_refused_total";
+pub const BUSY: &str = "thermoalert_history_queries_refused_total";
+pub const CONSUMER_DELAY: &str = "thermoalert_consumer_delay_seconds";
 pub use thermoalert_app::auth::throttle::{LOGINS_FAILED, LOGINS_REFUSED};
 
 /// Installs the global recorder; call once, at start.
@@ -54,6 +56,16 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         LOGINS_REFUSED,
         "Logins refused before their password was checked (429), by reason: `busy` (too many \
          checks waiting), `throttled` (the client or name failed too often)."
+    );
+    describe_gauge!(
+        CONSUMER_DELAY,
+        "Age of the last reading the pipeline read from Kafka (0 when none came for a second): \
+         past the readings topic's retention, readings are deleted unread."
+    );
+    describe_counter!(
+        BUSY,
+        "History queries (raw readings, CSV, charts) refused with 503 because as many were \
+         running as may at once and the wait for a turn ran out."
     );
     describe_counter!(
         REFUSED_CONNECTIONS,
@@ -159,6 +171,14 @@ pub fn delivery_failed(topic: &'static str, error: String) {
 
 pub fn dead_letter_cut() {
     counter!(DEAD_LETTERS_CUT).increment(1);
+}
+
+pub fn consumer_delay(behind: Duration) {
+    gauge!(CONSUMER_DELAY).set(behind.as_secs_f64());
+}
+
+pub fn busy() {
+    counter!(BUSY).increment(1);
 }
 
 pub fn refused_connection() {

@@ -48,6 +48,8 @@ pub struct AppState {
     pub reads_need_login: bool,
     /// Readings refused for the sensor limit, for the banner.
     pub sensor_limit: crate::ingest::SensorLimit,
+    /// How far behind the pipeline reads, for readiness.
+    pub delay: crate::ingest::ConsumerDelay,
     /// Turns true when the server shuts down: live streams end then, so that a graceful
     /// shutdown does not wait for every open page.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -136,10 +138,30 @@ async fn readiness(state: &AppState) -> Vec<Problem> {
         Ok(r) => r.map_err(|e| format!("index unavailable: {e}")),
         Err(_) => Err(format!("index did not answer within {READY_TIMEOUT:?}")),
     };
-    [("kafka", kafka), ("archive", archive), ("index", index)]
+    let backlog = backlog(state.delay.behind());
+    [("kafka", kafka), ("archive", archive), ("index", index), ("backlog", backlog)]
         .into_iter()
         .filter_map(|(what, r)| r.err().map(|error| Problem { what: what.into(), error }))
         .collect()
+}
+
+/// Share of the readings topic's retention the consumer may fall behind before it is not
+/// ready: beyond, readings are soon deleted unread.
+const BACKLOG_SHARE: f64 = 0.5;
+
+/// An error when the pipeline reads messages older than [`BACKLOG_SHARE`] of the retention.
+fn backlog(behind: Duration) -> Result<(), String> {
+    let retention = Duration::from_millis(topics::READINGS_RETENTION_MS.unsigned_abs());
+    if behind.as_secs_f64() <= retention.as_secs_f64() * BACKLOG_SHARE {
+        return Ok(());
+    }
+    Err(format!(
+        "The pipeline reads readings {} min old, more than {:.0} % of the readings topic's {} min \
+         retention.",
+        behind.as_secs() / 60,
+        BACKLOG_SHARE * 100.0,
+        retention.as_secs() / 60
+    ))
 }
 
 /// What the banner says beside the readiness checks: what the server refuses while ready.
@@ -155,8 +177,8 @@ fn warnings(state: &AppState) -> Vec<Problem> {
     vec![Problem { what: "sensors".into(), error }]
 }
 
-/// `GET /readyz`: 200 when Kafka, the archive and the index all answer, 503 otherwise, with
-/// a line per dependency saying what failed.
+/// `GET /readyz`: 200 when Kafka, the archive and the index all answer and the pipeline is not
+/// far behind (`backlog`), 503 otherwise, with a line per check saying what failed.
 async fn readyz(State(state): State<AppState>) -> Response {
     let problems = readiness(&state).await;
     let check = |name: &str| match problems.iter().find(|p| p.what == name) {
@@ -166,7 +188,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let ready = problems.is_empty();
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
-        "checks": { "kafka": check("kafka"), "archive": check("archive"), "index": check("index") },
+        "checks": {
+            "kafka": check("kafka"),
+            "archive": check("archive"),
+            "index": check("index"),
+            "backlog": check("backlog"),
+        },
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
@@ -349,4 +376,17 @@ pub async fn reads_gate(State(state): State<AppState>, request: Request, next: N
     let wanted = request.uri().path_and_query().map_or(path, |p| p.as_str());
     let to = format!("/login?{}", form_query(&[("next", wanted)]));
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backlog_past_half_the_retention_is_not_ready() {
+        assert!(backlog(Duration::ZERO).is_ok());
+        assert!(backlog(Duration::from_secs(29 * 60)).is_ok());
+        let e = backlog(Duration::from_secs(31 * 60)).unwrap_err();
+        assert!(e.contains("31 min old") && e.contains("60 min"), "{e}");
+    }
 }

@@ -766,3 +766,115 @@ async fn a_stop_signal_ends_the_process_in_time_even_with_the_broker_frozen() {
     assert!(!exit.success(), "{exit}");
     assert!(server.log().contains("shutdown"), "{}", server.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka; freezes and thaws it"]
+async fn alerts_indexed_before_a_crash_reach_the_alerts_topic_after_the_restart() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let prefix = format!("outbox{nonce}");
+    let group = format!("it-outbox-{nonce}");
+    common::commit_group_at_end(&brokers(), &group);
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start_server(data.path(), &group, port);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let readings = simulated(&prefix, 2, 5, now - 5.0);
+    produce(&readings).await;
+    let archive = data.path().join("archive/temperature_data");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_lines(&archive) < readings.len() {
+        assert!(Instant::now() < deadline, "the readings were not archived");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The broker freezes; the two sensors go offline (after 3 s): their alerts are indexed
+    // (listed by the API), then the server dies before the broker has them.
+    let thaw = BrokerThawed;
+    services(&["pause", "kafka"]);
+    let offline_listed = || {
+        let listed = get_json(port, "/api/alerts?kind=offline");
+        let ours = |a: &&serde_json::Value| {
+            a["sensor_id"].as_str().is_some_and(|s| s.starts_with(&prefix))
+        };
+        listed.as_array().map_or(0, |a| a.iter().filter(ours).count())
+    };
+    // The flush before them may first wait out its offset commit to the frozen broker (the
+    // request times out after a minute).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while offline_listed() < 2 {
+        assert!(Instant::now() < deadline, "the offline alerts were not indexed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.kill();
+    drop(thaw);
+
+    // Restarted on the same data, it sends them: their readings are not replayed (the offsets
+    // saved with them are past those readings), so only the outbox has them.
+    let _server = start_server_logging_to(data.path(), &group, free_port(), "restarted.log");
+    for sensor in ["sensor1", "sensor2"].map(|s| format!("{prefix}{s}")) {
+        let found =
+            collect(&format!("it-outbox-read-{nonce}-{sensor}"), topics::ALERTS, &sensor, |f| {
+                f.iter().any(|(p, _)| {
+                    serde_json::from_slice::<Alert>(p).is_ok_and(|a| a.kind == AlertKind::Offline)
+                })
+            })
+            .await;
+        assert!(!found.is_empty(), "{sensor}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka"]
+async fn a_pipeline_far_behind_the_topic_s_retention_is_not_ready_and_says_why() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let group = format!("it-backlog-{nonce}");
+    common::commit_group_at_end(&brokers(), &group);
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start_server(data.path(), &group, port);
+    server.wait_for("ready", 60, || get(port, "/readyz").is_some_and(|r| r.ok()));
+
+    // Messages the broker got 40 minutes ago (as after an outage of the pipeline), read now.
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().unwrap();
+    let sensor = format!("backlog{nonce}");
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let feed = tokio::spawn(async move {
+        for i in 0..100 {
+            let t = (now_ms - 40 * 60_000) as f64 / 1000.0 + f64::from(i);
+            let reading = format!(r#"{{"timestamp":{t},"sensor_id":"{sensor}","temperature":20}}"#);
+            let record = FutureRecord::to(topics::READINGS)
+                .key(&sensor)
+                .payload(&reading)
+                .timestamp(now_ms - 40 * 60_000 + i64::from(i) * 1000);
+            producer.send(record, Duration::from_secs(30)).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ready = loop {
+        let ready = get(port, "/readyz").unwrap();
+        if ready.status == 503 {
+            break ready;
+        }
+        assert!(Instant::now() < deadline, "still ready: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(ready.body.contains("retention"), "{ready:?}");
+    assert!(ready.body.contains(r#""backlog""#), "{ready:?}");
+    // The gauge follows within a second.
+    let delay = || -> f64 {
+        let metrics = get(port, "/metrics").unwrap().body;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("thermoalert_consumer_delay_seconds "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    server.wait_for("the delay metric", 5, || delay() > 30.0 * 60.0);
+    // Caught up, it is ready again.
+    feed.await.unwrap();
+    server.wait_for("ready again", 30, || get(port, "/readyz").is_some_and(|r| r.ok()));
+}

@@ -317,6 +317,17 @@ pub struct Batch {
     moved: Vec<String>,
 }
 
+/// A batch write that failed part way.
+#[derive(Debug)]
+pub struct WriteFailure {
+    /// What is left to write: the retry's batch.
+    pub rest: Batch,
+    /// Files appended before the failure. They must be indexed with the retry's (their lines
+    /// are durable once the retry's sync or close is), or the history would never find them.
+    pub written: Vec<ArchiveFile>,
+    pub error: StoreError,
+}
+
 impl ArchiveFile {
     /// Moves the file to its next part, for good: the part it was in may be held open by
     /// the store after a failed append.
@@ -333,13 +344,13 @@ impl Batch {
     /// Writes every file durably: appends, up to [`Store::concurrent_appends`] at a time,
     /// then one [`Store::sync`]. Blocking; on error nothing may be committed, and the files
     /// not yet appended to are returned so the caller can retry them (a retry must not
-    /// append twice). A file whose append failed comes back moved to its next part, where
+    /// append twice), with those that were (to be indexed with the retry's). A file whose append failed comes back moved to its next part, where
     /// the retry writes it whole; the abandoned part may hold some of its lines, which
     /// readers drop as exact repeats. Each failure moves it again (a part made by a failed
     /// retry may be held open too, e.g. when only the DataNode is down), deleting the part
     /// the batch had made. If only the sync failed, every file is returned: the
     /// retry may write lines a second time, dropped by readers as after a crash.
-    pub fn write(self, store: &dyn Store) -> Result<Vec<ArchiveFile>, (Batch, StoreError)> {
+    pub fn write(self, store: &dyn Store) -> Result<Vec<ArchiveFile>, WriteFailure> {
         let workers = store.concurrent_appends().clamp(1, self.files.len().max(1));
         let done: Vec<AtomicBool> = self.files.iter().map(|_| AtomicBool::new(false)).collect();
         let failed: Vec<AtomicBool> = self.files.iter().map(|_| AtomicBool::new(false)).collect();
@@ -372,13 +383,14 @@ impl Batch {
             None if self.files.is_empty() => Ok(self.files),
             None => match store.sync() {
                 Ok(()) => Ok(self.files),
-                Err(e) => Err((self, e)),
+                Err(error) => Err(WriteFailure { rest: self, written: Vec::new(), error }),
             },
-            Some(e) => {
+            Some(error) => {
                 let mut moved = self.moved;
-                let mut rest = Vec::new();
+                let (mut rest, mut written) = (Vec::new(), Vec::new());
                 for ((mut f, done), failed) in self.files.into_iter().zip(done).zip(failed) {
                     if done.into_inner() {
+                        written.push(f);
                         continue;
                     }
                     if failed.into_inner() {
@@ -392,7 +404,7 @@ impl Batch {
                     }
                     rest.push(f);
                 }
-                Err((Batch { files: rest, moved }, e))
+                Err(WriteFailure { rest: Batch { files: rest, moved }, written, error })
             }
         }
     }
@@ -539,11 +551,15 @@ mod tests {
         for s in 0..40 {
             buf.push_reading(&reading(&format!("s{s}"), 1.0));
         }
-        let (rest, e) = buf.take_batch().write(&store).unwrap_err();
+        let WriteFailure { rest, written: done, error: e } =
+            buf.take_batch().write(&store).unwrap_err();
         assert!(e.to_string().contains("/s13/"), "{e}");
         assert!(rest.files.iter().any(|f| f.path.contains("/s13/")));
         let written = 40 - rest.files.len();
         assert_eq!(store.appends.load(Ordering::SeqCst), written + 1, "one failed try");
+        // What was appended before the failure is said, for the index.
+        assert_eq!(done.len(), written);
+        assert!(done.iter().all(|f| !rest.files.iter().any(|r| r.path == f.path)));
 
         store.failing.store(false, Ordering::SeqCst);
         let retried = rest.write(&store).unwrap();
@@ -562,9 +578,9 @@ mod tests {
         store.failing_sync.store(true, Ordering::SeqCst);
         buf.push_reading(&reading("s1", 2.0));
         buf.push_reading(&reading("s2", 2.0));
-        let (rest, e) = buf.take_batch().write(&store).unwrap_err();
+        let WriteFailure { rest, written, error: e } = buf.take_batch().write(&store).unwrap_err();
         assert!(e.to_string().starts_with("sync"), "{e}");
-        assert_eq!(rest.files.len(), 2);
+        assert_eq!((rest.files.len(), written.len()), (2, 0));
         store.failing_sync.store(false, Ordering::SeqCst);
         assert_eq!(rest.write(&store).unwrap().len(), 2);
     }
@@ -578,13 +594,13 @@ mod tests {
         buf.push_reading(&reading("s1", 1.0));
         buf.push_reading(&reading("s2", 1.0));
         let s1 = |b: &Batch| b.files.iter().find(|f| f.sensor_id == "s1").unwrap().path.clone();
-        let (rest, _) = buf.take_batch().write(&store).unwrap_err();
+        let rest = buf.take_batch().write(&store).unwrap_err().rest;
         assert_eq!(s1(&rest), part(1), "moved on after the failure");
         // A file not tried keeps its part.
         assert!(rest.files.iter().all(|f| f.sensor_id == "s1" || f.path.ends_with("-000.jsonl")));
         // Failing again moves it on again, and the part that only failed tries touched goes.
         store.inner.append_file(&part(1), b"torn").unwrap();
-        let (rest, _) = rest.write(&store).unwrap_err();
+        let rest = rest.write(&store).unwrap_err().rest;
         assert_eq!(s1(&rest), part(2));
         assert!(store.read_file(&part(1)).is_err(), "part 1 deleted");
         store.failing.store(false, Ordering::SeqCst);

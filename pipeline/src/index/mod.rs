@@ -1,6 +1,7 @@
 //! The SQLite index of the archive, through sqlx: every archive file (so history queries never
 //! list the store), the latest state of every alert with its acknowledgement, every sensor
-//! seen, and the closed window statistics (so long-range charts read SQLite, not files).
+//! seen, and the closed window statistics (so long-range charts read SQLite, not files); and
+//! the [`outbox`] of messages a flush still owes the broker.
 //!
 //! Writes are idempotent, so a replay after a crash changes nothing anyone reads: files are
 //! keyed by path, alerts by their deterministic id (a replayed older state never overwrites a
@@ -17,6 +18,9 @@ pub use crate::model::AlertFilter;
 use crate::model::{Alert, AlertState, Level, SensorWindow, WindowStats};
 use crate::processor::SensorSnapshot;
 use crate::rules::Thresholds;
+
+pub mod outbox;
+pub use outbox::OutboxRecord;
 
 /// Rows per multi-row statement: far below SQLite's bound-parameter limit.
 const CHUNK: usize = 500;
@@ -36,6 +40,8 @@ pub enum IndexError {
         "index: the saved state of sensor {sensor_id} is unreadable ({source}); delete its row in sensor_state to start it afresh"
     )]
     CorruptState { sensor_id: String, source: serde_json::Error },
+    #[error("index: outbox message {id} is unreadable: {source}")]
+    CorruptOutbox { id: i64, source: serde_json::Error },
 }
 
 fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
@@ -53,6 +59,8 @@ pub struct IndexBatch<'a> {
     pub snapshots: &'a [(i32, SensorSnapshot)],
     /// Next offset per partition of the readings topic, consumed up to this flush.
     pub offsets: &'a [(i32, i64)],
+    /// Messages for the broker produced with this flush, kept until it acknowledges them.
+    pub outbox: &'a [OutboxRecord],
     /// Processing time of the flush (epoch ms).
     pub written_ms: i64,
 }
@@ -138,7 +146,8 @@ impl SensorIndex {
     }
 
     /// Records a flush: its files, alerts, windows and the sensors its readings came from.
-    pub async fn record(&self, batch: IndexBatch<'_>) -> Result<(), IndexError> {
+    /// Returns the outbox ids of `batch.outbox`, in order, for [`SensorIndex::outbox_sent`].
+    pub async fn record(&self, batch: IndexBatch<'_>) -> Result<Vec<i64>, IndexError> {
         let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
         for chunk in batch.files.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -270,7 +279,9 @@ impl SensorIndex {
             );
             q.build().execute(&mut *tx).await.map_err(query_err("record consumer offsets"))?;
         }
-        tx.commit().await.map_err(query_err("commit a transaction"))
+        let outbox = outbox::insert(&mut tx, batch.outbox, batch.written_ms).await?;
+        tx.commit().await.map_err(query_err("commit a transaction"))?;
+        Ok(outbox)
     }
 
     /// The offsets recorded with the sensor state, per partition of the readings topic.
