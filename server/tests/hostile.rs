@@ -39,6 +39,10 @@ fn hostile_requests_are_refused_in_words_and_the_server_carries_on() {
         ("/api/alerts?bogus=1".into(), "bogus"),
         ("/api/history/sensor1?points=100000000".into(), "points"),
         ("/api/export.csv?sensor=sensor1&from=0&to=1e20".into(), "to"),
+        // Line breaks in parameters: refused in words, never a panic or a split header.
+        ("/api/alerts?sensor=a%0D%0AX-Injected:%201".into(), "sensor"),
+        ("/api/readings?sensor=sensor1&from=1%0D%0A2".into(), "from"),
+        ("/api/history/sensor1%0D%0Ax?points=10".into(), "sensor"),
     ];
     for (path, names) in &cases {
         let started = Instant::now();
@@ -92,6 +96,14 @@ fn a_login_flood_is_answered_401_or_429_never_5xx_and_repeated_failures_wait() {
     let back = form.header("location").unwrap().to_owned();
     assert_eq!(back, "/login?failed=wrong&next=%2Falerts");
     assert!(get(port, &back).unwrap().body.contains("wrong name or password"));
+    // A `next` that would leave the site, or split the Location header, is not followed.
+    for next in ["%2F%0D%0ASet-Cookie%3A+x%3Dy", "%2F%09%2Fevil.example", "%2F%5Cevil.example"] {
+        let form = format!("name=e2e&password=wrong&next={next}");
+        let headers = [same.as_str(), "Accept: text/html", referer.as_str()];
+        let r = post_form(port, "/api/login", &form, &headers).expect("an answer");
+        assert_eq!(r.header("location"), Some("/login?failed=wrong&next=%2F"), "{next}: {r:?}");
+        assert!(r.header("x-injected").is_none() && r.header("set-cookie").is_none());
+    }
 
     // 200 wrong logins at once: each is refused in words, 401 or 429, never a server error.
     let answers: Vec<(u16, Option<String>)> = std::thread::scope(|s| {

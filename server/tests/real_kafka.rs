@@ -702,13 +702,7 @@ async fn a_message_as_large_as_the_broker_takes_is_dead_lettered_and_commits_go_
     );
 
     // And a graceful stop ends.
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while server.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "no exit 40 s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stop_within(&mut server, 40).await;
 }
 
 /// Thaws Kafka when dropped, so a failing test leaves the broker answering for the next.
@@ -720,47 +714,66 @@ impl Drop for BrokerThawed {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the real Kafka: scripts/services.sh start kafka; freezes and thaws it"]
-async fn a_stop_signal_ends_the_process_in_time_even_with_the_broker_frozen() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
-    let prefix = format!("stop{nonce}");
-    let group = format!("it-stop-{nonce}");
-    common::commit_group_at_end(&brokers(), &group);
-    let data = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = start_server(data.path(), &group, port);
+/// A server on `data` and `port` in the fresh `group` (starting at the end of the readings
+/// topic), once it archived five seconds of `sensors` simulated sensors named
+/// `<prefix>sensorN`, up to now; then the broker is frozen (connections open, no answer)
+/// until the returned guard drops.
+async fn archived_then_frozen(
+    prefix: &str,
+    group: &str,
+    sensors: usize,
+    data: &Path,
+    port: u16,
+) -> (Server, BrokerThawed) {
+    common::commit_group_at_end(&brokers(), group);
+    let server = start_server(data, group, port);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-    let readings = simulated(&prefix, 3, 5, now - 5.0);
+    let readings = simulated(prefix, sensors, 5, now - 5.0);
     produce(&readings).await;
-    let archive = data.path().join("archive/temperature_data");
+    let archive = data.join("archive/temperature_data");
     let deadline = Instant::now() + Duration::from_secs(60);
     while count_lines(&archive) < readings.len() {
         assert!(Instant::now() < deadline, "the readings were not archived");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-
-    // The broker freezes (connections open, no answer); the sensors fall silent, so their
-    // offline alerts (after 3 s) wait for the broker: the flush that carries them cannot end.
     let thaw = BrokerThawed;
     services(&["pause", "kafka"]);
+    (server, thaw)
+}
+
+/// Sends SIGTERM and waits (at most `seconds`) for the process to end: how it ended.
+async fn stop_within(server: &mut Server, seconds: u64) -> std::process::ExitStatus {
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(Instant::now() < deadline, "no exit {seconds} s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the real Kafka: scripts/services.sh start kafka; freezes and thaws it"]
+async fn a_stop_signal_ends_the_process_in_time_even_with_the_broker_frozen() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (prefix, group) = (format!("stop{nonce}"), format!("it-stop-{nonce}"));
+    let (mut server, thaw) = archived_then_frozen(&prefix, &group, 3, data.path(), port).await;
+
+    // The broker is frozen; the sensors fall silent, so their offline alerts (after 3 s) wait
+    // for the broker: the flush that carries them cannot end.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !get(port, "/metrics").is_some_and(|r| r.body.contains(r#"kind="offline""#)) {
         assert!(Instant::now() < deadline, "no offline alert was raised");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let signalled = Instant::now();
-    let exit = loop {
-        if let Some(exit) = server.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(45), "no exit 45 s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let exit = stop_within(&mut server, 45).await;
     drop(thaw);
     // Not a clean stop (what was not committed is replayed at the next start), and it says so.
     assert!(!exit.success(), "{exit}");
@@ -772,26 +785,13 @@ async fn a_stop_signal_ends_the_process_in_time_even_with_the_broker_frozen() {
 async fn alerts_indexed_before_a_crash_reach_the_alerts_topic_after_the_restart() {
     let _one = ONE_AT_A_TIME.lock().await;
     let nonce = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
-    let prefix = format!("outbox{nonce}");
-    let group = format!("it-outbox-{nonce}");
-    common::commit_group_at_end(&brokers(), &group);
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = start_server(data.path(), &group, port);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-    let readings = simulated(&prefix, 2, 5, now - 5.0);
-    produce(&readings).await;
-    let archive = data.path().join("archive/temperature_data");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count_lines(&archive) < readings.len() {
-        assert!(Instant::now() < deadline, "the readings were not archived");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (prefix, group) = (format!("outbox{nonce}"), format!("it-outbox-{nonce}"));
+    let (mut server, thaw) = archived_then_frozen(&prefix, &group, 2, data.path(), port).await;
 
-    // The broker freezes; the two sensors go offline (after 3 s): their alerts are indexed
-    // (listed by the API), then the server dies before the broker has them.
-    let thaw = BrokerThawed;
-    services(&["pause", "kafka"]);
+    // The two sensors go offline (after 3 s): their alerts are indexed (listed by the API),
+    // then the server dies before the frozen broker has them.
     let offline_listed = || {
         let listed = get_json(port, "/api/alerts?kind=offline");
         let ours = |a: &&serde_json::Value| {
