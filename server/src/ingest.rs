@@ -436,7 +436,7 @@ impl Ingest {
         }
         let consumer = Arc::clone(&self.consumer);
         let committed = tokio::task::spawn_blocking(move || {
-            consumer.commit(&offset_list(&offsets)?, CommitMode::Sync)
+            consumer.commit(&offset_list(offsets)?, CommitMode::Sync)
         })
         .await;
         match committed {
@@ -492,15 +492,32 @@ impl Ingest {
     }
 }
 
-/// `offsets` of the readings topic as a partition list.
+/// `(partition, next offset)` of the readings topic as a partition list.
 fn offset_list(
-    offsets: &BTreeMap<i32, i64>,
+    offsets: impl IntoIterator<Item = (i32, i64)>,
 ) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
     let mut list = TopicPartitionList::new();
-    for (&partition, &offset) in offsets {
+    for (partition, offset) in offsets {
         list.add_partition_offset(topics::READINGS, partition, Offset::Offset(offset))?;
     }
     Ok(list)
+}
+
+/// Runs `step` until it succeeds, logging each failure and waiting a second between tries:
+/// for the index steps of a flush, which cannot be skipped without losing data.
+async fn until_ok<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    what: &str,
+    mut step: impl FnMut() -> F,
+) -> T {
+    loop {
+        match step().await {
+            Ok(done) => return done,
+            Err(e) => {
+                error!("{what} failed, retrying in 1s: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// The flush being made durable, if any: its task returns the files the archive buffer must
@@ -557,15 +574,7 @@ impl Sinks {
             outbox: &outgoing,
             written_ms: now_ms(),
         };
-        let outbox = loop {
-            match self.index.record(entry).await {
-                Ok(ids) => break ids,
-                Err(e) => {
-                    error!("index update failed, retrying in 1s: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        };
+        let outbox = until_ok("index update", || self.index.record(entry)).await;
         drop(writing);
         let later_parts: Vec<ArchiveFile> = files
             .into_iter()
@@ -583,9 +592,8 @@ impl Sinks {
         // slow to answer must not hold the next flush's alerts (before a partition is released
         // the task commits again and waits, `Ingest::commit_sync`). A failure is not fatal: the
         // next commit covers these offsets too (or a replay does).
-        let offsets: BTreeMap<i32, i64> = offsets.into_iter().collect();
         if let Err(e) =
-            offset_list(&offsets).and_then(|list| self.consumer.commit(&list, CommitMode::Async))
+            offset_list(offsets).and_then(|list| self.consumer.commit(&list, CommitMode::Async))
         {
             warn!("offset commit failed: {e}");
         }
@@ -596,14 +604,7 @@ impl Sinks {
     /// transaction and the broker's acknowledgement), before any flush of this run.
     async fn redeliver(self) -> anyhow::Result<Vec<ArchiveFile>> {
         loop {
-            let left = match self.index.outbox(1000).await {
-                Ok(left) => left,
-                Err(e) => {
-                    error!("cannot read the outbox, retrying in 1s: {e}");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let left = until_ok("reading the outbox", || self.index.outbox(1000)).await;
             if left.is_empty() {
                 return Ok(Vec::new());
             }
@@ -617,12 +618,8 @@ impl Sinks {
     /// Deletes delivered messages from the outbox (retried: left there, they would be sent
     /// again at the next start).
     async fn outbox_sent(&self, ids: &[i64]) {
-        if ids.is_empty() {
-            return;
-        }
-        while let Err(e) = self.index.outbox_sent(ids).await {
-            error!("cannot clear the outbox, retrying in 1s: {e}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        if !ids.is_empty() {
+            until_ok("clearing the outbox", || self.index.outbox_sent(ids)).await;
         }
     }
 
