@@ -5,13 +5,16 @@
 //! [`simulate`]d sensors. It performs no I/O and reads no clock; callers hand in time.
 //!
 //! I/O adapters sit behind features so the web app can share the core without them:
-//! `kafka` (rdkafka source, sinks, embedded mock broker, dead letters), `archive` / `hdfs` (the archive
-//! writer with its local-directory and HDFS backends) and `index` (the SQLite index and
-//! history queries).
+//! `kafka` (rdkafka source, sinks, embedded mock broker), `archive` / `hdfs` (the archive
+//! writer with its local-directory and HDFS backends), `index` (the SQLite index and
+//! history queries) and `runner` (the `runner` loop that ties them together: consume,
+//! process, flush, deliver, commit, rebalance). The loop reaches the dashboard through the
+//! [`live::LiveView`] trait.
 
 pub mod downsample;
 pub mod episode;
 mod exact_f64;
+pub mod live;
 pub mod model;
 pub mod offline;
 pub mod parse;
@@ -23,13 +26,13 @@ pub mod window;
 
 #[cfg(feature = "archive")]
 pub mod archive;
-#[cfg(feature = "kafka")]
-pub mod dead_letter;
 #[cfg(feature = "index")]
 pub mod history;
 #[cfg(feature = "index")]
 pub mod index;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "runner")]
+pub mod runner;
 #[cfg(feature = "index")]
 pub mod upkeep;

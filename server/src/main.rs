@@ -5,7 +5,6 @@ mod api;
 mod config;
 mod feed;
 mod http;
-mod ingest;
 mod operators;
 mod params;
 mod telemetry;
@@ -27,6 +26,7 @@ use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::index::SensorIndex;
 use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
 use thermoalert_pipeline::processor::Processor;
+use thermoalert_pipeline::runner::{ConsumerDelay, Runner, SensorLimit, Sinks};
 use thermoalert_pipeline::simulate::SimulatorConfig;
 use thermoalert_pipeline::topics;
 use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-/// The pipeline's own runtime: one worker thread for the ingest loop and the flushes it
+/// The pipeline's own runtime: one worker thread for the run loop and the flushes it
 /// starts. On the web's runtime, every wake-up of the pipeline (each await of a flush: the
 /// archive, the index, the broker) queued behind whatever the web had ready; with 1 000
 /// live-stream writers that was seconds per flush, and consumption paused meanwhile.
@@ -188,7 +188,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let mut tasks = tokio::task::JoinSet::new();
     // Sensors' episodes and windows continue where this instance saved them, restored
-    // partition by partition as the group assigns them (see `ingest`).
+    // partition by partition as the group assigns them (see `thermoalert_pipeline::runner`).
     // Thresholds saved from the dashboard win over the configured ones: they are newer.
     for (sensor, saved) in index.saved_thresholds().await? {
         if let Some(configured) = core.per_sensor.get(&sensor).filter(|c| **c != saved) {
@@ -199,8 +199,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (settings, setting_changes) = Settings::new(core.clone());
     let operators = operators::load(&args)?;
     let gate = ArchiveGate::default();
-    let sensor_limit = ingest::SensorLimit::new(core.max_sensors);
-    let delay = ingest::ConsumerDelay::default();
+    let sensor_limit = SensorLimit::new(core.max_sensors);
+    let delay = ConsumerDelay::default();
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
     let consumer = Arc::new(kafka::readings_consumer(
@@ -211,17 +211,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )?);
     // One client for alerts, dead letters and readiness checks (clones share it).
     let producer = kafka::producer(&brokers)?;
-    let ingest = ingest::Ingest {
+    let runner = Runner {
         consumer: Arc::clone(&consumer),
         processor,
-        sinks: ingest::Sinks {
+        sinks: Sinks {
             consumer,
             producer: producer.clone(),
             store: Arc::clone(&store),
             index: index.clone(),
             gate: Arc::clone(&gate),
         },
-        hub: hub.clone(),
+        live: hub.clone(),
         writer_id: writer_id(),
         flush_interval: args.flush_interval,
         rebalances,
@@ -231,8 +231,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         delay: delay.clone(),
     };
     let pipeline = PipelineRuntime::start()?;
-    let ingest = pipeline.spawn(ingest.run(shutdown_rx.clone()));
-    tasks.spawn(async move { ingest.await.context("the pipeline task panicked")? });
+    let runner = pipeline.spawn(runner.run(shutdown_rx.clone()));
+    tasks.spawn(async move { Ok(runner.await.context("the pipeline task panicked")??) });
     let upkeep = Upkeep { index: index.clone(), store: Arc::clone(&store), gate };
     tasks.spawn(upkeep::run(upkeep, args.upkeep_interval, args.retention, shutdown_rx.clone()));
     if embedded.is_some() {

@@ -1,6 +1,8 @@
 //! The server's metrics, in one place: their names, what they mean, and the Prometheus
 //! recorder `GET /metrics` renders. The pipeline core only counts (see
-//! `thermoalert_pipeline::processor::Counters`); adapters turn what happens into metrics here.
+//! `thermoalert_pipeline::processor::Counters`); the run loop turns what happens into metrics
+//! where it happens (`thermoalert_pipeline::runner::metrics`, as the app does for logins),
+//! and the server's own adapters here. Every name is listed here, described once.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -9,33 +11,21 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use thermoalert_pipeline::kafka::LagReport;
-use thermoalert_pipeline::model::Alert;
-use thermoalert_pipeline::processor::Counters;
 
-pub const READINGS_IN: &str = "thermoalert_readings_total";
-pub const REJECTED: &str = "thermoalert_rejected_total";
-pub const ALERTS: &str = "thermoalert_alerts_total";
-pub const WINDOWS_CLOSED: &str = "thermoalert_windows_closed_total";
-pub const WINDOW_REVISIONS: &str = "thermoalert_window_revisions_total";
-pub const LATE: &str = "thermoalert_late_readings_total";
-pub const ARCHIVE_FILES: &str = "thermoalert_archive_files_total";
-pub const ARCHIVE_BYTES: &str = "thermoalert_archive_bytes_total";
 pub const ARCHIVE_COMPACTED: &str = "thermoalert_archive_files_compacted_total";
 pub const ARCHIVE_EXPIRED: &str = "thermoalert_archive_files_expired_total";
-pub const FLUSH_SECONDS: &str = "thermoalert_flush_seconds";
-pub const DELIVERY_RETRIES: &str = "thermoalert_delivery_retries_total";
-pub const DELIVERY_FAILED: &str = "thermoalert_delivery_failed_total";
-pub const DEAD_LETTERS_CUT: &str = "thermoalert_dead_letters_truncated_total";
 pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
 pub const SSE_LAGGED: &str = "thermoalert_sse_lagged_events_total";
 pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
 pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
-pub const PAUSES: &str = "thermoalert_consumption_pause_seconds";
-pub const SENSORS_TRACKED: &str = "thermoalert_sensors_tracked";
 pub const REFUSED_CONNECTIONS: &str = "thermoalert_http_connections_refused_total";
 pub const BUSY: &str = "thermoalert_history_queries_refused_total";
-pub const CONSUMER_DELAY: &str = "thermoalert_consumer_delay_seconds";
 pub use thermoalert_app::auth::throttle::{LOGINS_FAILED, LOGINS_REFUSED};
+pub use thermoalert_pipeline::runner::metrics::{
+    ALERTS, ARCHIVE_BYTES, ARCHIVE_FILES, CONSUMER_DELAY, DEAD_LETTERS_CUT, DELIVERY_FAILED,
+    DELIVERY_RETRIES, FLUSH_SECONDS, LATE, PAUSES, READINGS_IN, REJECTED, SENSORS_TRACKED,
+    WINDOW_REVISIONS, WINDOWS_CLOSED,
+};
 
 /// Installs the global recorder; call once, at start.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
@@ -122,59 +112,6 @@ pub fn compacted(files: usize) {
 
 pub fn expired(files: usize) {
     counter!(ARCHIVE_EXPIRED).increment(files as u64);
-}
-
-pub fn rejected(reason: &'static str) {
-    counter!(REJECTED, "reason" => reason).increment(1);
-}
-
-pub fn alert(a: &Alert) {
-    counter!(ALERTS, "kind" => a.kind.as_str(), "severity" => a.severity.as_str(), "state" => a.state.as_str())
-        .increment(1);
-}
-
-/// The counter of valid readings, kept by the consumer loop (one atomic add per reading).
-pub fn readings_counter() -> metrics::Counter {
-    counter!(READINGS_IN)
-}
-
-/// Publishes the core's running totals (they only grow; the exporter keeps the absolute) and
-/// the number of sensors it tracks.
-pub fn core(c: &Counters, sensors: usize) {
-    gauge!(SENSORS_TRACKED).set(sensors as f64);
-    counter!(WINDOWS_CLOSED).absolute(c.windows_closed);
-    counter!(WINDOW_REVISIONS).absolute(c.window_revisions);
-    counter!(LATE, "outcome" => "revised").absolute(c.late);
-    counter!(LATE, "outcome" => "too_late").absolute(c.too_late);
-}
-
-pub fn archived(files: usize, bytes: usize) {
-    counter!(ARCHIVE_FILES).increment(files as u64);
-    counter!(ARCHIVE_BYTES).increment(bytes as u64);
-}
-
-pub fn paused(took: Duration) {
-    histogram!(PAUSES).record(took.as_secs_f64());
-}
-
-pub fn flushed(took: Duration) {
-    histogram!(FLUSH_SECONDS).record(took.as_secs_f64());
-}
-
-pub fn delivery_retried(n: usize) {
-    counter!(DELIVERY_RETRIES).increment(n as u64);
-}
-
-pub fn delivery_failed(topic: &'static str, error: String) {
-    counter!(DELIVERY_FAILED, "topic" => topic, "error" => error).increment(1);
-}
-
-pub fn dead_letter_cut() {
-    counter!(DEAD_LETTERS_CUT).increment(1);
-}
-
-pub fn consumer_delay(behind: Duration) {
-    gauge!(CONSUMER_DELAY).set(behind.as_secs_f64());
 }
 
 pub fn busy() {

@@ -47,9 +47,9 @@ pub struct AppState {
     /// Whether reading needs a login too.
     pub reads_need_login: bool,
     /// Readings refused for the sensor limit, for the banner.
-    pub sensor_limit: crate::ingest::SensorLimit,
+    pub sensor_limit: thermoalert_pipeline::runner::SensorLimit,
     /// How far behind the pipeline reads, for readiness.
-    pub delay: crate::ingest::ConsumerDelay,
+    pub delay: thermoalert_pipeline::runner::ConsumerDelay,
     /// Turns true when the server shuts down: live streams end then, so that a graceful
     /// shutdown does not wait for every open page.
     pub shutdown: tokio::sync::watch::Receiver<bool>,

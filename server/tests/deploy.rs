@@ -520,15 +520,23 @@ fn declared_metrics() -> (BTreeMap<String, String>, BTreeSet<String>) {
             .collect()
     };
     let mut names = consts(&source);
-    // Names the app defines where it counts them, re-exported here:
-    // `pub use thermoalert_app::a::b::{X, Y};` reads `app/src/a/b.rs`.
-    for line in source.lines() {
-        let Some(rest) = line.strip_prefix("pub use thermoalert_app::") else { continue };
-        let (module, idents) = rest.split_once("::{").unwrap();
-        let theirs = consts(&read(&format!("app/src/{}.rs", module.replace("::", "/"))));
-        for ident in idents.trim_end_matches("};").split(',').map(str::trim) {
-            names.insert(ident.to_owned(), theirs[ident].clone());
+    // Names defined where they are counted, re-exported here (a `use` may span lines):
+    // `pub use thermoalert_app::a::b::{X, Y};` reads `app/src/a/b.rs`, and the labels counted
+    // there count too.
+    let mut counted = source.clone();
+    for (i, _) in source.match_indices("pub use thermoalert_") {
+        let statement = &source[i + "pub use thermoalert_".len()..];
+        let statement = &statement[..statement.find(';').unwrap()];
+        let (path, idents) = statement.split_once("::{").unwrap();
+        let (krate, module) = path.split_once("::").unwrap();
+        let file = read(&format!("{krate}/src/{}.rs", module.replace("::", "/")));
+        let theirs = consts(&file);
+        for ident in idents.trim_end_matches('}').split(',').map(str::trim) {
+            if !ident.is_empty() {
+                names.insert(ident.to_owned(), theirs[ident].clone());
+            }
         }
+        counted.push_str(&file);
     }
     let mut kinds = BTreeMap::new();
     for kind in ["counter", "gauge", "histogram"] {
@@ -539,7 +547,7 @@ fn declared_metrics() -> (BTreeMap<String, String>, BTreeSet<String>) {
         }
     }
     assert_eq!(kinds.len(), names.len(), "every metric is described: {names:?}");
-    let labels = source
+    let labels = counted
         .split("=>")
         .filter_map(|before| before.trim_end().strip_suffix('"')?.rsplit('"').next())
         .map(str::to_owned)

@@ -13,6 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
+use thermoalert_pipeline::live::LiveView;
 use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading, SensorWindow};
 use tokio::sync::broadcast;
 
@@ -220,6 +221,29 @@ impl LiveHub {
 
     pub fn subscribers(&self) -> usize {
         self.tx.receiver_count()
+    }
+}
+
+/// The hub is what the pipeline's run loop publishes to.
+impl LiveView for LiveHub {
+    fn publish_reading(&self, reading: &Reading, level: Level) {
+        LiveHub::publish_reading(self, reading, level);
+    }
+
+    fn publish_window(&self, window: &SensorWindow) {
+        LiveHub::publish_window(self, window);
+    }
+
+    fn publish_alert(&self, alert: &Alert) {
+        LiveHub::publish_alert(self, alert);
+    }
+
+    fn has_unsent(&self) -> bool {
+        LiveHub::has_unsent(self)
+    }
+
+    fn flush(&self) {
+        LiveHub::flush(self);
     }
 }
 

@@ -8,9 +8,17 @@
 //! part says so in headers with its original size and SHA-256, which identify the original
 //! on the source topic (named by the source headers).
 //!
-//! Pure: the Kafka adapter turns a [`DeadLetter`] into a record.
+//! [`DeadLetter`] is pure; [`record`] turns one into the outgoing record of a message read.
 
+use rdkafka::message::Message;
 use sha2::{Digest, Sha256};
+
+use super::metrics;
+use crate::index::OutboxRecord;
+use crate::topics;
+
+/// The dead-letter reason of a reading whose sensor is beyond the limit of tracked sensors.
+pub const SENSOR_LIMIT: &str = "sensor_limit";
 
 /// The most of a rejected message's value a dead letter copies.
 pub const MAX_VALUE_BYTES: usize = 64 * 1024;
@@ -75,6 +83,28 @@ impl DeadLetter {
         let value =
             capped(value, MAX_VALUE_BYTES, header::VALUE_BYTES, header::VALUE_SHA256, &mut headers);
         DeadLetter { key, value, headers }
+    }
+}
+
+/// The outgoing record of `msg`, whose value is `bytes`, rejected for `reason`: its key and
+/// value capped (see [`DeadLetter::new`]), which is counted.
+pub fn record(
+    msg: &impl Message,
+    bytes: &[u8],
+    reason: &'static str,
+    detail: &str,
+) -> OutboxRecord {
+    let source = Source { topic: msg.topic(), partition: msg.partition(), offset: msg.offset() };
+    let key = msg.key().unwrap_or_default();
+    let letter = DeadLetter::new(key, bytes, reason, detail, source);
+    if letter.value.len() < bytes.len() || letter.key.len() < key.len() {
+        metrics::dead_letter_cut();
+    }
+    OutboxRecord {
+        topic: topics::DEAD_LETTERS.into(),
+        key: letter.key,
+        payload: letter.value,
+        headers: letter.headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
     }
 }
 
@@ -152,6 +182,31 @@ mod tests {
         let headers: usize = d.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
         let size = d.key.len() + d.value.len() + headers;
         assert!(size < MAX_VALUE_BYTES + MAX_KEY_BYTES + 2 * MAX_DETAIL_BYTES);
+    }
+
+    #[test]
+    fn the_record_of_a_message_goes_to_the_dead_letter_topic_with_its_source() {
+        use rdkafka::Timestamp;
+        use rdkafka::message::OwnedMessage;
+        let value = vec![b'{'; MAX_VALUE_BYTES + 1];
+        let msg = OwnedMessage::new(
+            Some(value.clone()),
+            Some(b"s9".to_vec()),
+            "temperature_data".into(),
+            Timestamp::NotAvailable,
+            4,
+            77,
+            None,
+        );
+        let r = record(&msg, &value, "too_large", "a message of 65537 bytes");
+        assert_eq!(r.topic, "temperature_data_dlq");
+        assert_eq!((r.key.as_slice(), r.payload.len()), (&b"s9"[..], MAX_VALUE_BYTES));
+        let header =
+            |name: &str| r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(header(header::SOURCE_PARTITION), Some("4"));
+        assert_eq!(header(header::SOURCE_OFFSET), Some("77"));
+        assert_eq!(header(header::VALUE_BYTES), Some("65537"));
+        assert_eq!(header(header::REASON), Some("too_large"));
     }
 
     #[test]
