@@ -9,6 +9,8 @@
 #   scripts/services.sh logs   [kafka|hdfs|all]   print the tail of each log
 #   scripts/services.sh pause|resume [kafka|hdfs|all]   freeze (SIGSTOP) or thaw the processes:
 #                                                 connections stay open, nothing answers
+#   scripts/services.sh reset  [kafka|hdfs|all]   stop and delete the data (topics, files):
+#                                                 the next start is a fresh cluster
 #   scripts/services.sh env                       print CLASSPATH/LD_LIBRARY_PATH for hdrs
 #
 # Kafka listens on 127.0.0.1:9092 (controller 9093); the NameNode on 127.0.0.1:9000 (web 9870),
@@ -272,6 +274,9 @@ stop_hdfs() {
   [ "$any" = 1 ] || [ "${1:-}" = quiet ] || say "hdfs was not running"
 }
 
+reset_kafka() { stop_kafka quiet; rm -rf "$KAFKA_DIR/data"; say "kafka data deleted"; }
+reset_hdfs() { stop_hdfs quiet; rm -rf "$HDFS_DIR/data" "$HDFS_DIR/name"; say "hdfs data deleted"; }
+
 signal_pids() { # <signal> <pid file>...
   local sig=$1 pidf; shift
   for pidf in "$@"; do
@@ -320,10 +325,11 @@ case "$action" in
   fetch) each fetch ;;
   start) each start ;;
   stop) each stop ;;
+  reset) each reset ;;
   status) each status ;;
   logs) each logs ;;
   pause) each pause ;;
   resume) each resume ;;
   env) print_env ;;
-  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

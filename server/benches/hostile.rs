@@ -16,6 +16,11 @@
 //!     cargo bench -p thermoalert --bench hostile -- [--logins 600] [--at-once 300] [--ids 300000]
 //!         [--queries 1000] [--history 20000]
 //!     cargo test -p thermoalert --bench hostile -- --smoke
+//!
+//! The floods stay on the readings topic for its retention (an hour): a server of another
+//! group started on the same broker meanwhile reads them from the start (300 000 sensors'
+//! worth after a full run) before anything of its own. After a full run, `scripts/services.sh
+//! reset kafka` gives the tests a fresh broker.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
