@@ -10,7 +10,7 @@ use thermoalert_pipeline::model::{Alert, WindowStats};
 use thermoalert_pipeline::rules::Thresholds;
 
 use crate::live::{AlertAck, Overview, SensorView};
-use crate::query::{AlertQuery, Range};
+use thermoalert_pipeline::query::page::{AlertQuery, Range};
 
 /// At most this many alerts are listed by one query.
 pub const ALERTS_PAGE: u32 = 500;
@@ -118,7 +118,7 @@ pub async fn get_overview(charted: Vec<String>) -> Result<Overview, ServerFnErro
     }
     charted
         .iter()
-        .try_for_each(|s| crate::query::validate_sensor(s))
+        .try_for_each(|s| thermoalert_pipeline::query::validate_sensor(s))
         .map_err(ServerFnError::new)?;
     let mut overview = server::hub()?.snapshot(&charted);
     overview.defaults = server::settings()?.defaults();
@@ -146,7 +146,7 @@ pub async fn list_alerts(query: AlertQuery) -> Result<Vec<AlertRow>, ServerFnErr
     query.validate().map_err(ServerFnError::new)?;
     let rows = server::history()?
         .index()
-        .alerts(&server::filter(&query, ALERTS_PAGE))
+        .alerts(&query.filter(ALERTS_PAGE))
         .await
         .map_err(server::unavailable)?;
     Ok(rows.into_iter().map(server::row).collect())
@@ -155,7 +155,7 @@ pub async fn list_alerts(query: AlertQuery) -> Result<Vec<AlertRow>, ServerFnErr
 /// Marks an alert acknowledged and tells every open page.
 #[server(endpoint = "acknowledge")]
 pub async fn acknowledge(alert_id: String) -> Result<AlertAck, ServerFnError> {
-    crate::query::validate_alert_id(&alert_id).map_err(ServerFnError::new)?;
+    thermoalert_pipeline::query::validate_alert_id(&alert_id).map_err(ServerFnError::new)?;
     let by = crate::account::require_operator().await?;
     let at_ms = server::now_ms();
     let found = server::history()?
@@ -174,7 +174,7 @@ pub async fn acknowledge(alert_id: String) -> Result<AlertAck, ServerFnError> {
 /// The sensor page's header: thresholds, live value, recent alerts.
 #[server(endpoint = "sensor")]
 pub async fn sensor_detail(sensor_id: String) -> Result<SensorInfo, ServerFnError> {
-    crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
+    thermoalert_pipeline::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
     let history = server::history()?;
     let live = server::hub()?.sensor(&sensor_id);
     let known = history.index().sensor(&sensor_id).await.map_err(server::unavailable)?;
@@ -184,7 +184,7 @@ pub async fn sensor_detail(sensor_id: String) -> Result<SensorInfo, ServerFnErro
     let query = AlertQuery { sensors: vec![sensor_id.clone()], ..Default::default() };
     let recent_alerts = history
         .index()
-        .alerts(&server::filter(&query, 20))
+        .alerts(&query.filter(20))
         .await
         .map_err(server::unavailable)?
         .into_iter()
@@ -210,7 +210,7 @@ pub async fn set_thresholds(
     hysteresis: f64,
 ) -> Result<Thresholds, ServerFnError> {
     let by = crate::account::require_operator().await?;
-    crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
+    thermoalert_pipeline::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
     let thresholds = Thresholds { high, critical, hysteresis };
     thresholds.validate().map_err(|e| ServerFnError::new(e.to_string()))?;
     server::history()?
@@ -227,7 +227,7 @@ pub async fn set_thresholds(
 #[server(endpoint = "sensor_history", input = server_fn::codec::Json)]
 pub async fn sensor_history(sensor_id: String, range: Range) -> Result<History, ServerFnError> {
     use thermoalert_pipeline::history::HistoryError;
-    crate::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
+    thermoalert_pipeline::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
     let now = server::now_ms() as f64 / 1000.0;
     let (from, to) = range.bounds(now).map_err(ServerFnError::new)?;
     let (from_ms, to_ms) = ((from * 1000.0) as i64, (to * 1000.0) as i64);
@@ -256,11 +256,10 @@ mod server {
 
     use leptos::prelude::*;
     use thermoalert_pipeline::history::History;
-    use thermoalert_pipeline::index::{AlertFilter, AlertRecord};
+    use thermoalert_pipeline::index::AlertRecord;
 
     use super::AlertRow;
     use crate::live::LiveHub;
-    use crate::query::AlertQuery;
     use crate::settings::Settings;
 
     fn context<T: Clone + Send + Sync + 'static>(what: &str) -> Result<T, ServerFnError> {
@@ -288,18 +287,6 @@ mod server {
 
     pub fn now_ms() -> i64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-    }
-
-    pub fn filter(q: &AlertQuery, limit: u32) -> AlertFilter {
-        AlertFilter {
-            severities: q.severities.clone(),
-            sensors: q.sensors.clone(),
-            kinds: q.kinds.clone(),
-            states: q.states.clone(),
-            from_ms: q.from.map(|s| (s * 1000.0) as i64),
-            to_ms: q.to.map(|s| (s * 1000.0) as i64),
-            limit,
-        }
     }
 
     pub fn row(r: AlertRecord) -> AlertRow {

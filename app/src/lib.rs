@@ -10,7 +10,6 @@ pub mod components;
 pub mod format;
 pub mod live;
 pub mod pages;
-pub mod query;
 #[cfg(feature = "ssr")]
 pub mod settings;
 #[cfg(feature = "hydrate")]

@@ -125,6 +125,8 @@ pub const RECENT_ALERTS: usize = 50;
 pub use hub::{BATCH_BYTES, Delivery, LiveHub, Subscription};
 
 #[cfg(feature = "ssr")]
+pub mod follow;
+#[cfg(feature = "ssr")]
 mod hub;
 
 /// The state of the browser's connection to `/api/stream`, shown on every live page.

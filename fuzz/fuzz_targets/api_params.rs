@@ -6,12 +6,8 @@
 use libfuzzer_sys::fuzz_target;
 use thermoalert_pipeline::parse::validate_sensor_id;
 
-#[path = "../../server/src/params.rs"]
-#[allow(dead_code)]
-mod params;
-
-use params::{BadParam, Params};
 use thermoalert_pipeline::model::{MAX_FILTER_VALUES, MAX_QUERY_SPAN_MS};
+use thermoalert_pipeline::query::api::{self as params, BadParam, Params};
 
 const NOW_MS: i64 = 1_800_000_000_000;
 

@@ -6,11 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../app/src/query.rs"]
-#[allow(dead_code)]
-mod query;
-
-use query::{AlertQuery, Range};
+use thermoalert_pipeline::query::page::{AlertQuery, Range};
 
 const NOW: f64 = 1_800_000_000.0;
 

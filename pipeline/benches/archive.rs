@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thermoalert_pipeline::archive::Stream;
 use thermoalert_pipeline::archive::{ArchiveBuffer, ArchiveFile, HdfsStore, LocalStore, Store};
 use thermoalert_pipeline::history::History;
-use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
+use thermoalert_pipeline::index::{Index, IndexBatch};
 use thermoalert_pipeline::model::Reading;
 use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::upkeep::{Upkeep, day_start};
@@ -86,7 +86,7 @@ async fn main() {
                 .expect("the NameNode answers (scripts/services.sh start hdfs)"),
         )
     };
-    let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
+    let index = Index::open(&dir.path().join("index.sqlite")).await.unwrap();
     eprintln!("archive benchmark on {}", store.location());
 
     let write = write_phase(&a, Arc::clone(&store), nonce).await;
@@ -162,7 +162,7 @@ async fn write_phase(a: &Args, store: Arc<dyn Store>, nonce: u128) -> serde_json
 async fn history_phase(
     a: &Args,
     store: Arc<dyn Store>,
-    index: SensorIndex,
+    index: Index,
     nonce: u128,
 ) -> serde_json::Value {
     let sensor = format!("h{nonce}");

@@ -1,8 +1,9 @@
 //! ThermoAlert's stream processing.
 //!
 //! The core (always built, also for WASM) is pure: [`model`] types, [`parse`] of raw
-//! messages, [`rules`] and [`episode`]s, the [`processor`] that ties them together, and the
-//! [`simulate`]d sensors. It performs no I/O and reads no clock; callers hand in time.
+//! messages, [`rules`] and [`episode`]s, the [`processor`] that ties them together, the
+//! [`simulate`]d sensors, and the [`query`] parsers of the pages' URLs and the JSON API. It
+//! performs no I/O and reads no clock; callers hand in time.
 //!
 //! I/O adapters sit behind features so the web app can share the core without them:
 //! `kafka` (rdkafka source, sinks, embedded mock broker), `archive` / `hdfs` (the archive
@@ -19,6 +20,7 @@ pub mod model;
 pub mod offline;
 pub mod parse;
 pub mod processor;
+pub mod query;
 pub mod rules;
 pub mod simulate;
 pub mod topics;

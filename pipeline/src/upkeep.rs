@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use crate::archive::{Store, StoreError};
-use crate::index::{FileEntry, IndexError, SensorIndex};
+use crate::index::{FileEntry, Index, IndexError};
 
 /// Held by whoever writes archive files: the pipeline's flushes and the upkeep.
 pub type ArchiveGate = Arc<Mutex<()>>;
@@ -48,7 +48,7 @@ pub struct UpkeepReport {
 /// The archive's upkeep. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Upkeep {
-    pub index: SensorIndex,
+    pub index: Index,
     pub store: Arc<dyn Store>,
     pub gate: ArchiveGate,
 }
@@ -64,10 +64,7 @@ impl Upkeep {
         let mut report = UpkeepReport::default();
         for (sensor, stream, day) in self.index.days_to_compact(today_start_ms, BATCH).await? {
             let _writing = self.gate.lock().await;
-            let files = self
-                .index
-                .files_starting(&sensor, stream, day * DAY_MS, (day + 1) * DAY_MS)
-                .await?;
+            let files = self.index.files_of_day(&sensor, stream, day).await?;
             if files.len() < 2 {
                 continue;
             }
@@ -200,7 +197,7 @@ mod tests {
 
     async fn setup() -> (tempfile::TempDir, Upkeep, History) {
         let dir = tempfile::tempdir().unwrap();
-        let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
+        let index = Index::open(&dir.path().join("index.sqlite")).await.unwrap();
         let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().join("archive")));
         let upkeep = Upkeep {
             index: index.clone(),
@@ -233,14 +230,13 @@ mod tests {
         archive(&u, "run2", &day1[15..]).await;
         archive(&u, "run2", &[r(2.0 * DAY + 5.0, 1.0), r(2.0 * DAY + 3_700.0, 2.0)]).await;
         let before = history.readings("s", 0, 3 * DAY as i64 * 1000).await.unwrap().readings;
-        let day1_files = u.index.files_starting("s", Stream::Readings, 86_400_000, 172_800_000);
+        let day1_files = u.index.files_of_day("s", Stream::Readings, 1);
         assert!(day1_files.await.unwrap().len() > 2);
 
         let report = u.compact(2 * 86_400_000, 999).await.unwrap();
         assert_eq!(report.days_compacted, 1, "today is left alone");
         assert_eq!(report.records_dropped, 5, "the replayed readings are kept once");
-        let files =
-            u.index.files_starting("s", Stream::Readings, 86_400_000, 172_800_000).await.unwrap();
+        let files = u.index.files_of_day("s", Stream::Readings, 1).await.unwrap();
         assert_eq!(files.len(), 1);
         assert!(files[0].path.ends_with("/s/1970-01-02/day-999.jsonl"), "{}", files[0].path);
         assert_eq!(files[0].records, 30);

@@ -142,11 +142,11 @@ fn reading_a_missing_file_is_an_error_naming_it() {
 async fn compaction_and_retention_on_real_hdfs() {
     use std::sync::Arc;
     use thermoalert_pipeline::history::History;
-    use thermoalert_pipeline::index::{IndexBatch, SensorIndex};
+    use thermoalert_pipeline::index::{Index, IndexBatch};
     use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
 
     let dir = tempfile::tempdir().unwrap();
-    let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
+    let index = Index::open(&dir.path().join("index.sqlite")).await.unwrap();
     let store: Arc<dyn Store> = Arc::new(HdfsStore::connect(&namenode()).unwrap());
     let upkeep =
         Upkeep { index: index.clone(), store: Arc::clone(&store), gate: ArchiveGate::default() };
@@ -172,7 +172,7 @@ async fn compaction_and_retention_on_real_hdfs() {
     let report = upkeep.compact(to, 42).await.unwrap();
     assert_eq!(report.records_dropped, 10);
     let files = index
-        .files_starting(&sensor, thermoalert_pipeline::archive::Stream::Readings, from, to)
+        .files_of_day(&sensor, thermoalert_pipeline::archive::Stream::Readings, from / 86_400_000)
         .await
         .unwrap();
     assert_eq!(files.len(), 1, "one file per sensor-day after compaction");

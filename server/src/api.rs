@@ -13,9 +13,9 @@ use serde_json::json;
 use thermoalert_pipeline::history::{HistoryError, ReadingChunks, ReadingsChunk};
 use thermoalert_pipeline::model::Reading;
 
-use crate::params::{self, BadParam, Params, Source};
 use crate::telemetry;
 use crate::web::AppState;
+use thermoalert_pipeline::query::api::{self as params, BadParam, Params, Source};
 
 /// What an API call can fail with.
 pub enum ApiError {
@@ -190,8 +190,7 @@ pub async fn history(
     Path(sensor): Path<String>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let sensor =
-        params::sensor(&sensor).map_err(|e| ApiError::BadRequest(format!("sensor: {e}")))?;
+    let sensor = thermoalert_pipeline::query::sensor(&sensor).map_err(BadParam::from)?;
     let chart = params::chart(&q, now_ms())?;
     let (from, to) = (chart.from_ms, chart.to_ms);
     let base =

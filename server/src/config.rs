@@ -152,8 +152,8 @@ pub struct ServeArgs {
     pub sim_sensors: u32,
 
     /// Readings per second of each simulated sensor, or `max` (embedded mode only).
-    #[arg(long, env = "THERMO_SIM_RATE", default_value = "1", value_parser = crate::feed::parse_rate)]
-    pub sim_rate: crate::feed::Rate,
+    #[arg(long, env = "THERMO_SIM_RATE", default_value = "1", value_parser = thermoalert_pipeline::kafka::feed::parse_rate)]
+    pub sim_rate: thermoalert_pipeline::kafka::feed::Rate,
 
     /// Chance per reading that a simulated sensor starts an excursion above HIGH/CRITICAL
     /// (embedded mode only; raise it for a demo with many alerts).
@@ -289,8 +289,8 @@ pub struct SimulateArgs {
     pub sensors: u32,
 
     /// Readings per second of each sensor, or `max` for as fast as the broker takes them.
-    #[arg(long, default_value = "1", value_parser = crate::feed::parse_rate)]
-    pub rate: crate::feed::Rate,
+    #[arg(long, default_value = "1", value_parser = thermoalert_pipeline::kafka::feed::parse_rate)]
+    pub rate: thermoalert_pipeline::kafka::feed::Rate,
 
     /// Stop after this many messages in total (default: run until interrupted).
     #[arg(long)]
@@ -387,27 +387,19 @@ pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
     Ok(SensorThresholdList(list))
 }
 
-/// Parses `250ms`, `10s`, `5m`, `1h` (a bare number means seconds).
+/// A positive duration as people write it (`250ms`, `10s`, `5m`, `1h 30m`, `30d`: humantime's
+/// units), or a bare number of seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 =
-        num.parse().map_err(|_| format!("`{s}` is not a duration like 10s, 500ms or 5m"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86_400.0,
-        _ => {
-            return Err(format!("unknown unit `{unit}` in `{s}` (use ms, s, m, h or d)"));
-        }
+    let duration = match s.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("`{s}` is not a duration like 10s, 500ms or 5m: {e}"))?,
     };
-    if !seconds.is_finite() || seconds <= 0.0 {
+    if duration.is_zero() {
         return Err(format!("`{s}` must be a positive duration"));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is too long a duration"))
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -449,11 +441,14 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_duration("0s").unwrap_err().contains("positive"));
+        assert!(parse_duration("0").unwrap_err().contains("positive"));
         assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
         assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
-        assert!(parse_duration("3w").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("too long"));
+        assert!(parse_duration("3x").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("-5s").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("not a duration"));
     }
 
     #[test]
@@ -510,7 +505,7 @@ mod tests {
         else {
             panic!("simulate")
         };
-        assert_eq!(ok.rate, crate::feed::Rate::Max);
+        assert_eq!(ok.rate, thermoalert_pipeline::kafka::feed::Rate::Max);
         assert_eq!(ok.late_chance, 0.1);
         let e = parse(&["--rate", "fast"]).unwrap_err().to_string();
         assert!(e.contains("neither a positive number"), "{e}");

@@ -3,10 +3,8 @@
 
 mod api;
 mod config;
-mod feed;
 mod http;
 mod operators;
-mod params;
 mod telemetry;
 mod upkeep;
 mod web;
@@ -18,17 +16,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use clap::Parser;
 use leptos::config::get_configuration;
-use rdkafka::producer::Producer;
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::settings::Settings;
 use thermoalert_pipeline::archive::{LocalStore, Store};
 use thermoalert_pipeline::history::History;
-use thermoalert_pipeline::index::SensorIndex;
-use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan};
+use thermoalert_pipeline::index::Index;
+use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan, feed};
 use thermoalert_pipeline::processor::Processor;
 use thermoalert_pipeline::runner::{ConsumerDelay, Runner, SensorLimit, Sinks};
 use thermoalert_pipeline::simulate::SimulatorConfig;
-use thermoalert_pipeline::topics;
 use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
 use tokio::sync::watch;
 use tracing::info;
@@ -172,7 +168,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let store = open_store(&args)?;
     let index_path = args.data_dir.join("index.sqlite");
-    let index = SensorIndex::open(&index_path).await?;
+    let index = Index::open(&index_path).await?;
     let hub = LiveHub::new(LIVE_CAPACITY);
     info!(
         kafka = if embedded.is_some() {
@@ -249,7 +245,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let producer = kafka::producer(&brokers)?;
         let rx = shutdown_rx.clone();
-        tasks.spawn(async move { feed::run(feed, producer, rx).await.map(|_| ()) });
+        tasks.spawn(async move {
+            feed::run(feed, producer, rx).await.context("the simulator's feed")?;
+            Ok(())
+        });
     }
 
     let conf = get_configuration(None).context("reading the Leptos site configuration")?;
@@ -374,12 +373,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     // Connected before the first reading is stamped: the simulated sensors' clock starts
     // when they can send (otherwise the first burst waits out the connection, ~0.5 s).
     let client = producer.clone();
-    tokio::task::spawn_blocking(move || {
-        client.client().fetch_metadata(Some(topics::READINGS), Duration::from_secs(30))
-    })
-    .await
-    .context("metadata request panicked")?
-    .with_context(|| format!("cannot reach Kafka at {}", args.kafka_brokers))?;
+    tokio::task::spawn_blocking(move || kafka::reachable(&client, Duration::from_secs(30)))
+        .await
+        .context("metadata request panicked")?
+        .with_context(|| format!("cannot reach Kafka at {}", args.kafka_brokers))?;
     let (stop, rx) = watch::channel(false);
     let feed = feed::Feed {
         sim: SimulatorConfig {

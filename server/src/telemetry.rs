@@ -14,13 +14,12 @@ use thermoalert_pipeline::kafka::LagReport;
 
 pub const ARCHIVE_COMPACTED: &str = "thermoalert_archive_files_compacted_total";
 pub const ARCHIVE_EXPIRED: &str = "thermoalert_archive_files_expired_total";
-pub const SSE_CLIENTS: &str = "thermoalert_sse_clients";
-pub const SSE_LAGGED: &str = "thermoalert_sse_lagged_events_total";
 pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
 pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
 pub const REFUSED_CONNECTIONS: &str = "thermoalert_http_connections_refused_total";
 pub const BUSY: &str = "thermoalert_history_queries_refused_total";
 pub use thermoalert_app::auth::throttle::{LOGINS_FAILED, LOGINS_REFUSED};
+pub use thermoalert_app::live::follow::{SSE_CLIENTS, SSE_LAGGED};
 pub use thermoalert_pipeline::runner::metrics::{
     ALERTS, ARCHIVE_BYTES, ARCHIVE_FILES, CONSUMER_DELAY, DEAD_LETTERS_CUT, DELIVERY_FAILED,
     DELIVERY_RETRIES, FLUSH_SECONDS, LATE, PAUSES, READINGS_IN, REJECTED, SENSORS_TRACKED,
@@ -120,14 +119,6 @@ pub fn busy() {
 
 pub fn refused_connection() {
     counter!(REFUSED_CONNECTIONS).increment(1);
-}
-
-pub fn sse_clients(delta: f64) {
-    gauge!(SSE_CLIENTS).increment(delta);
-}
-
-pub fn sse_lagged(missed: u64) {
-    counter!(SSE_LAGGED).increment(missed);
 }
 
 pub fn http(route: String, took: Duration) {

@@ -7,7 +7,7 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -16,16 +16,17 @@ use axum::routing::get;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
-use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::json;
 use thermoalert_app::account::form_query;
 use thermoalert_app::api::{HealthProbe, Problem};
 use thermoalert_app::auth::Operators;
 use thermoalert_app::live::LiveHub;
+use thermoalert_app::live::follow::Follower;
 use thermoalert_app::settings::Settings;
 use thermoalert_app::{App, shell};
 use thermoalert_pipeline::archive::Store;
 use thermoalert_pipeline::history::History;
+use thermoalert_pipeline::kafka;
 use thermoalert_pipeline::topics;
 
 use crate::{api, telemetry};
@@ -38,7 +39,7 @@ pub struct AppState {
     pub history: History,
     pub metrics: PrometheusHandle,
     /// A client of the broker the pipeline uses, for readiness checks.
-    pub kafka: FutureProducer,
+    pub kafka: kafka::FutureProducer,
     pub store: Arc<dyn Store>,
     /// Thresholds of every sensor, as the pipeline judges them.
     pub settings: Settings,
@@ -113,11 +114,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 async fn readiness(state: &AppState) -> Vec<Problem> {
     let producer = state.kafka.clone();
     let kafka = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(Some(topics::READINGS), READY_TIMEOUT)
-            .map(|_| ())
-            .map_err(|e| format!("Kafka unreachable: {e}"))
+        kafka::reachable(&producer, READY_TIMEOUT).map_err(|e| format!("Kafka unreachable: {e}"))
     });
     let store = Arc::clone(&state.store);
     // A NameNode that is down makes the HDFS client retry for a long while: answer anyway.
@@ -216,94 +213,22 @@ async fn timed(request: Request, next: Next) -> Response {
     response
 }
 
-/// Counts a live-stream client while it is connected.
-struct SseClient;
-
-impl SseClient {
-    fn connect() -> SseClient {
-        telemetry::sse_clients(1.0);
-        SseClient
-    }
-}
-
-impl Drop for SseClient {
-    fn drop(&mut self) {
-        telemetry::sse_clients(-1.0);
-    }
-}
-
-/// An SSE comment sent to an idle stream so that proxies and browsers keep it open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
-/// `GET /api/stream`: `reading`, `alert`, `window` and `acknowledged` events as they happen.
-/// A client that falls behind skips ahead and receives a `lagged` event with the number of
-/// events it missed. The hub hands over ready-made SSE frames in batches, written as they
-/// are: one write per batch, whatever the number of events in it. The stream ends when the
-/// server shuts down (the browser reconnects to the next one by itself).
+/// `GET /api/stream`: `reading`, `alert`, `window` and `acknowledged` events as they happen
+/// (see `thermoalert_app::live::follow`). The hub hands over ready-made SSE frames in batches,
+/// written as they are: one write per batch, whatever the number of events in it.
 async fn stream(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     // With reads for operators only, the stream lasts as long as the session that opened it.
-    let session = state.reads_need_login.then(|| {
+    let login = state.reads_need_login.then(|| {
         let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        Session { cookie, ends: state.operators.session_ends(), operators: state.operators.clone() }
+        (state.operators.clone(), cookie)
     });
-    let following = Follower {
-        sub: state.hub.subscribe(),
-        shutdown: state.shutdown,
-        session,
-        _client: SseClient::connect(),
-    };
-    let frames = futures::stream::unfold(following, |mut f| async move {
-        let frames = tokio::select! {
-            _ = f.shutdown.changed() => return None,
-            Some(()) = async { f.session.as_mut()?.ends.changed().await.ok() } => {
-                if !f.session.as_ref().is_some_and(Session::open) {
-                    return None;
-                }
-                Bytes::from_static(b":\n\n")
-            }
-            delivery = f.sub.next() => {
-                let delivery = delivery?;
-                if delivery.missed > 0 {
-                    telemetry::sse_lagged(delivery.missed);
-                }
-                delivery.frames
-            }
-            () = tokio::time::sleep(KEEP_ALIVE) => {
-                // A session may also just expire.
-                if f.session.as_ref().is_some_and(|s| !s.open()) {
-                    return None;
-                }
-                Bytes::from_static(b":\n\n")
-            }
-        };
-        Some((Ok::<_, Infallible>(frames), f))
+    let follower = Follower::new(&state.hub, state.shutdown, login);
+    let frames = futures::stream::unfold(follower, |mut f| async move {
+        Some((Ok::<_, Infallible>(f.next().await?), f))
     });
     let headers =
         [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
     (headers, Body::from_stream(frames)).into_response()
-}
-
-/// One live-stream client's state.
-struct Follower {
-    sub: thermoalert_app::live::Subscription,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The session the stream needs, when reads need one.
-    session: Option<Session>,
-    _client: SseClient,
-}
-
-/// The operator's session a live stream was opened with.
-struct Session {
-    cookie: Option<String>,
-    /// Changes whenever any session ends.
-    ends: tokio::sync::watch::Receiver<u64>,
-    operators: Operators,
-}
-
-impl Session {
-    fn open(&self) -> bool {
-        self.operators.operator(self.cookie.as_deref(), Instant::now()).is_some()
-    }
 }
 
 /// Refuses a write (any method but GET, HEAD and OPTIONS) that a browser says comes from

@@ -13,7 +13,7 @@ use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level};
 use crate::api::{Acknowledge, AlertRow, explain, list_alerts};
 use crate::format;
 use crate::live::{AlertAck, StreamState};
-use crate::query::{AlertQuery, format_time};
+use thermoalert_pipeline::query::page::{AlertQuery, format_time};
 
 #[component]
 pub fn AlertsPage() -> impl IntoView {

@@ -10,7 +10,7 @@ use crate::chart;
 use crate::components::alert_list::AlertList;
 use crate::format;
 use crate::live::{SensorView, StreamState};
-use crate::query::{PRESETS, Range, format_time};
+use thermoalert_pipeline::query::page::{PRESETS, Range, format_time};
 
 #[component]
 pub fn SensorPage() -> impl IntoView {

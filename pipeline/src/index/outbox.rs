@@ -6,7 +6,7 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{CHUNK, IndexError, SensorIndex, query_err};
+use super::{CHUNK, Index, IndexError, push_list, query_err};
 
 /// A message for a Kafka topic, kept until the broker acknowledges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub(super) async fn insert(
     Ok(ids)
 }
 
-impl SensorIndex {
+impl Index {
     /// Messages still waiting for the broker, oldest first, at most `limit`.
     pub async fn outbox(&self, limit: u32) -> Result<Vec<(i64, OutboxRecord)>, IndexError> {
         let rows =
@@ -78,11 +78,7 @@ impl SensorIndex {
     pub async fn outbox_sent(&self, ids: &[i64]) -> Result<(), IndexError> {
         for chunk in ids.chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id);
-            }
-            q.push(")");
+            push_list(&mut q, chunk);
             q.build().execute(&self.pool).await.map_err(query_err("clear the outbox"))?;
         }
         Ok(())
@@ -105,8 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_s_messages_wait_in_the_outbox_until_sent() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = SensorIndex::open(&dir.path().join("index.sqlite")).await.unwrap();
+        let (_dir, index) = crate::index::test_support::index().await;
         let first = [record("temperature_alerts", b"s1"), record("temperature_data_dlq", b"")];
         let ids = index.record(IndexBatch { outbox: &first, ..Default::default() }).await.unwrap();
         assert_eq!(ids.len(), 2);

@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use super::pending::{Flush, Pending};
 use super::{RunnerError, metrics, now_ms};
 use crate::archive::{ArchiveFile, Store};
-use crate::index::{IndexBatch, OutboxRecord, SensorIndex};
+use crate::index::{Index, IndexBatch, OutboxRecord};
 use crate::kafka::{self, ReadingsConsumer};
 use crate::topics;
 use crate::upkeep::ArchiveGate;
@@ -30,7 +30,7 @@ pub struct Sinks {
     pub consumer: Arc<ReadingsConsumer>,
     pub producer: FutureProducer,
     pub store: Arc<dyn Store>,
-    pub index: SensorIndex,
+    pub index: Index,
     /// Held while writing the archive and indexing it: the upkeep never replaces a file
     /// that a flush is appending to.
     pub gate: ArchiveGate,

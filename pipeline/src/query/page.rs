@@ -1,18 +1,14 @@
 //! What the pages' URLs hold, read and written the same way on the server and in the
 //! browser: the alert filters of `/alerts` and the time range of `/sensors/<id>`. URLs keep
 //! the filters, so a view can be bookmarked and shared.
-//!
-//! Reading a URL is strict: a value that is not understood is reported, never silently
-//! ignored (a filter that quietly drops would show alerts the operator excluded).
 
 use serde::{Deserialize, Serialize};
-use thermoalert_pipeline::model::{
-    AlertKind, AlertState, Level, MAX_FILTER_VALUES, MAX_QUERY_SPAN_MS,
-};
-use thermoalert_pipeline::parse::validate_sensor_id;
 
-/// The longest time range a page may ask for, in seconds.
-const MAX_SPAN_S: f64 = MAX_QUERY_SPAN_MS as f64 / 1000.0;
+use super::{
+    check_range, check_time, kind, list, parse_time, sensor, severity, state, to_ms,
+    validate_sensor,
+};
+use crate::model::{AlertFilter, AlertKind, AlertState, Level, MAX_FILTER_VALUES};
 
 /// Filters of the alerts list. Empty lists mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -38,12 +34,10 @@ impl AlertQuery {
             }
         };
         let q = AlertQuery {
-            severities: values(&get("severity"), |v| {
-                Level::severity(v).map_err(|e| e.to_string())
-            })?,
-            sensors: values(&get("sensor"), |v| validate_sensor(v).map(|()| v.to_owned()))?,
-            kinds: values(&get("kind"), |v| v.parse().map_err(|e: _| format!("{e}")))?,
-            states: values(&get("state"), |v| v.parse().map_err(|e: _| format!("{e}")))?,
+            severities: list("severity", get("severity").iter().map(String::as_str), severity)?,
+            sensors: list("sensor", get("sensor").iter().map(String::as_str), sensor)?,
+            kinds: list("kind", get("kind").iter().map(String::as_str), kind)?,
+            states: list("state", get("state").iter().map(String::as_str), state)?,
             from: time("from")?,
             to: time("to")?,
         };
@@ -52,6 +46,7 @@ impl AlertQuery {
     }
 
     /// The URL query string of these filters (without `?`), the inverse of `from_params`.
+    /// Nothing needs escaping: sensor ids are `[A-Za-z0-9_.-]`, the rest are names and times.
     pub fn to_query_string(&self) -> String {
         let mut parts = Vec::new();
         let mut add = |name: &str, values: Vec<&str>| {
@@ -71,7 +66,8 @@ impl AlertQuery {
         parts.join("&")
     }
 
-    /// The checks the server applies to any query, whoever built it.
+    /// The checks the server applies to any query, whoever built it (a server function's
+    /// argument is not a URL the server read).
     pub fn validate(&self) -> Result<(), String> {
         for (name, n) in [
             ("severity", self.severities.len()),
@@ -84,12 +80,30 @@ impl AlertQuery {
             }
         }
         self.sensors.iter().try_for_each(|s| validate_sensor(s))?;
+        for (name, t) in [("from", self.from), ("to", self.to)] {
+            if let Some(t) = t {
+                check_time(t).map_err(|e| format!("`{name}`: {e}"))?;
+            }
+        }
         if let (Some(from), Some(to)) = (self.from, self.to)
-            && from >= to
+            && to_ms(from) >= to_ms(to)
         {
             return Err("`from` must be before `to`".into());
         }
         Ok(())
+    }
+
+    /// The index's filter of this query, with at most `limit` alerts.
+    pub fn filter(&self, limit: u32) -> AlertFilter {
+        AlertFilter {
+            severities: self.severities.clone(),
+            sensors: self.sensors.clone(),
+            kinds: self.kinds.clone(),
+            states: self.states.clone(),
+            from_ms: self.from.map(to_ms),
+            to_ms: self.to.map(to_ms),
+            limit,
+        }
     }
 }
 
@@ -133,7 +147,7 @@ impl Range {
                 .map(|&(_, _, secs)| Range::Last(secs))
                 .ok_or_else(|| {
                     let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
-                    format!("`range`: `{}` is not one of {}", clip(&v), names.join(", "))
+                    format!("`range`: `{}` is not one of {}", super::clip(&v), names.join(", "))
                 }),
         }
     }
@@ -146,7 +160,7 @@ impl Range {
         }
     }
 
-    /// `[from, to)` in epoch seconds at `now`, checked.
+    /// `[from, to)` in epoch seconds at `now`, checked as the JSON API checks its ranges.
     pub fn bounds(&self, now: f64) -> Result<(f64, f64), String> {
         let (from, to) = match *self {
             Range::Last(secs) => (now - f64::from(secs), now),
@@ -155,57 +169,14 @@ impl Range {
         if !(from.is_finite() && to.is_finite()) || from < 0.0 {
             return Err("the range must be between real times".into());
         }
-        if from >= to {
-            return Err("`from` must be before `to`".into());
-        }
-        if to - from > MAX_SPAN_S {
-            return Err("the range may span at most 10 years".into());
-        }
+        check_range(to_ms(from), to_ms(to))?;
         Ok((from, to))
-    }
-}
-
-pub fn validate_sensor(id: &str) -> Result<(), String> {
-    validate_sensor_id(id).map_err(|e| format!("sensor `{}`: {e}", clip(id)))
-}
-
-/// Alert ids are built from kinds, sensor ids and times: short and plain.
-pub fn validate_alert_id(id: &str) -> Result<(), String> {
-    let plain = id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if id.is_empty() || id.len() > 128 || !plain {
-        return Err(format!("`{}` is not an alert id", clip(id)));
-    }
-    Ok(())
-}
-
-/// Epoch seconds, or a UTC date-time as a `datetime-local` input gives it
-/// (`2026-11-24T10:00`, seconds optional), or RFC 3339; in every form from 1970 to the year
-/// 5138 (epoch seconds below 10^11).
-pub fn parse_time(v: &str) -> Result<f64, String> {
-    let v = v.trim();
-    let secs = if let Ok(secs) = v.parse::<f64>() {
-        Some(secs)
-    } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
-        Some(t.timestamp_millis() as f64 / 1000.0)
-    } else {
-        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"].iter().find_map(|format| {
-            let t = chrono::NaiveDateTime::parse_from_str(v, format).ok()?;
-            Some(t.and_utc().timestamp_millis() as f64 / 1000.0)
-        })
-    };
-    match secs {
-        Some(secs) if secs.is_finite() && (0.0..1e11).contains(&secs) => Ok(secs),
-        Some(_) => Err(format!("`{}` is out of range", clip(v))),
-        None => Err(format!(
-            "`{}` is neither epoch seconds nor a date-time like 2026-11-24T10:00",
-            clip(v)
-        )),
     }
 }
 
 /// The `datetime-local` form of an epoch-seconds time (UTC).
 pub fn format_time(epoch_s: f64) -> String {
-    chrono::DateTime::from_timestamp_millis((epoch_s * 1000.0) as i64)
+    chrono::DateTime::from_timestamp_millis(to_ms(epoch_s))
         .map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
         .unwrap_or_default()
 }
@@ -218,22 +189,6 @@ fn url_time(epoch_s: f64) -> String {
     } else {
         format!("{epoch_s}")
     }
-}
-
-fn values<T>(raw: &[String], parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    let mut out = Vec::new();
-    for v in raw.iter().flat_map(|r| r.split(',')).map(str::trim).filter(|v| !v.is_empty()) {
-        if out.len() == MAX_FILTER_VALUES {
-            return Err(format!("at most {MAX_FILTER_VALUES} values per filter"));
-        }
-        out.push(parse(v)?);
-    }
-    Ok(out)
-}
-
-/// Echoes at most 64 characters of what a client sent.
-fn clip(v: &str) -> String {
-    v.chars().take(64).collect()
 }
 
 #[cfg(test)]
@@ -272,17 +227,9 @@ mod tests {
         assert_eq!(q.to_query_string(), "from=60.25&to=90");
         let pairs = [("from", "60.25"), ("to", "90")];
         assert_eq!(AlertQuery::from_params(params(&pairs)).unwrap(), q);
-    }
-
-    #[test]
-    fn times_in_every_form_have_the_same_range() {
-        assert_eq!(parse_time("2026-11-24T10:00"), Ok(1_795_514_400.0));
-        assert_eq!(parse_time("2026-11-24T10:00:30Z"), Ok(1_795_514_430.0));
-        // Found by fuzzing: a far date-time was accepted, then written as epoch seconds that
-        // the app refused.
-        for far in ["5342-01-01T00:00:01Z", "9999-12-31T23:59", "1e11", "1969-12-31T23:59", "-1"] {
-            assert!(parse_time(far).unwrap_err().contains("out of range"), "{far}");
-        }
+        // The last minute a URL can name reads back.
+        let last = AlertQuery::from_params(params(&[("to", "9999-12-31T23:59")])).unwrap();
+        assert_eq!(last.to_query_string(), "to=9999-12-31T23:59");
     }
 
     #[test]
@@ -295,6 +242,15 @@ mod tests {
         assert!(bad(&[("from", "20"), ("to", "10")]).contains("before"));
         let many = vec!["s"; 101].join(",");
         assert!(bad(&[("sensor", &many)]).contains("at most 100"));
+    }
+
+    #[test]
+    fn a_query_built_by_a_client_is_checked_like_a_url() {
+        let far = AlertQuery { from: Some(1e13), ..AlertQuery::default() };
+        assert!(far.validate().unwrap_err().contains("between 1970 and 9999"));
+        let q = AlertQuery { from: Some(1.5), to: Some(2.0), ..AlertQuery::default() };
+        assert_eq!(q.filter(7).from_ms, Some(1500));
+        assert_eq!((q.filter(7).to_ms, q.filter(7).limit), (Some(2000), 7));
     }
 
     #[test]
@@ -314,13 +270,5 @@ mod tests {
         assert!(Range::Between(5.0, 5.0).bounds(0.0).is_err());
         assert!(Range::Between(f64::NAN, 5.0).bounds(0.0).is_err());
         assert_eq!(Range::Last(86_400).preset(), Some("24h"));
-    }
-
-    #[test]
-    fn alert_ids_are_plain() {
-        assert!(validate_alert_id("instant-sensor1-1700000000000").is_ok());
-        assert!(validate_alert_id("../x").is_err());
-        assert!(validate_alert_id("").is_err());
-        assert!(validate_alert_id(&"a".repeat(129)).is_err());
     }
 }

@@ -1,13 +1,12 @@
-//! Parsing of HTTP query parameters, kept pure so every parser is unit-tested (and fuzzable):
-//! each bad value becomes one sentence for a 400 response, never a 500.
+//! The JSON API's query parameters (`/api/alerts`, `/api/readings`, `/api/export.csv`,
+//! `/api/history/{sensor}`): each bad value becomes one sentence for a 400 answer, with no
+//! markup in it (a client may show it in a page as it is).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use thermoalert_pipeline::model::{
-    AlertFilter, AlertKind, AlertState, Level, MAX_FILTER_VALUES, MAX_QUERY_SPAN_MS, UnknownName,
-};
-use thermoalert_pipeline::parse::validate_sensor_id;
+use super::{check_range, clip, inert, kind, list, parse_time, sensor, severity, state, to_ms};
+use crate::model::AlertFilter;
 
 /// Default range when none is given: the last hour.
 pub const DEFAULT_SPAN_MS: i64 = 3600 * 1000;
@@ -22,17 +21,18 @@ impl std::fmt::Display for BadParam {
     }
 }
 
+impl From<String> for BadParam {
+    fn from(sentence: String) -> Self {
+        bad(sentence)
+    }
+}
+
+fn bad(sentence: impl AsRef<str>) -> BadParam {
+    BadParam(inert(sentence.as_ref()))
+}
+
+/// The parameters of one request, by name.
 pub type Params = BTreeMap<String, String>;
-
-fn bad(msg: impl Into<String>) -> BadParam {
-    BadParam(msg.into())
-}
-
-/// Echoes at most 64 characters of what a client sent: an error message stays short
-/// whatever the URL holds.
-fn clip(v: &str) -> String {
-    v.chars().take(64).collect()
-}
 
 /// Rejects parameters the endpoint does not know (a typo must not silently widen a query).
 pub fn only(params: &Params, known: &[&str]) -> Result<(), BadParam> {
@@ -44,61 +44,20 @@ pub fn only(params: &Params, known: &[&str]) -> Result<(), BadParam> {
     }
 }
 
-/// The last millisecond of the year 9999: the latest time any parameter may name.
-const MAX_TIME_MS: i64 = 253_402_300_799_999;
-
-/// A time: epoch seconds (integer or fractional) or RFC 3339 (`2026-11-24T12:00:00Z`),
-/// from 1970 to 9999 in either form.
-pub fn time_ms(name: &str, value: &str) -> Result<i64, BadParam> {
-    let v = value.trim();
-    let ms = if let Ok(s) = v.parse::<f64>() {
-        // Rounded in f64 first: far outside the range, `as i64` saturates and stays out.
-        (s.is_finite()).then(|| (s * 1000.0).round() as i64)
-    } else {
-        let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
-            bad(format!("`{name}`: `{}` is neither epoch seconds nor an RFC 3339 time", clip(v)))
-        })?;
-        Some(t.timestamp_millis())
-    };
-    match ms {
-        Some(ms) if (0..=MAX_TIME_MS).contains(&ms) => Ok(ms),
-        _ => Err(bad(format!("`{name}`: {} is not a time between 1970 and 9999", clip(v)))),
-    }
+/// Time parameter `name`, if given, in epoch ms.
+pub fn time_ms(params: &Params, name: &str) -> Result<Option<i64>, BadParam> {
+    let Some(v) = params.get(name) else { return Ok(None) };
+    let secs = parse_time(v).map_err(|e| bad(format!("`{name}`: {e}")))?;
+    Ok(Some(to_ms(secs)))
 }
 
 /// The `[from, to)` range of `from`/`to` (epoch ms); `to` defaults to `now_ms`, `from` to
 /// `default_span_ms` before `to`.
 pub fn range(params: &Params, now_ms: i64, default_span_ms: i64) -> Result<(i64, i64), BadParam> {
-    let to = params.get("to").map(|v| time_ms("to", v)).transpose()?.unwrap_or(now_ms);
-    let from = params
-        .get("from")
-        .map(|v| time_ms("from", v))
-        .transpose()?
-        .unwrap_or(to.saturating_sub(default_span_ms).max(0));
-    if from >= to {
-        return Err(bad("`from` must be before `to`"));
-    }
-    if to - from > MAX_QUERY_SPAN_MS {
-        return Err(bad("the range may span at most 10 years"));
-    }
+    let to = time_ms(params, "to")?.unwrap_or(now_ms);
+    let from = time_ms(params, "from")?.unwrap_or(to.saturating_sub(default_span_ms).max(0));
+    check_range(from, to)?;
     Ok((from, to))
-}
-
-/// A comma-separated list (also accepted repeated as `a,b`), at most
-/// [`MAX_FILTER_VALUES`] values.
-pub fn list<T>(
-    params: &Params,
-    name: &str,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Vec<T>, BadParam> {
-    let Some(value) = params.get(name) else {
-        return Ok(Vec::new());
-    };
-    let items: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    if items.len() > MAX_FILTER_VALUES {
-        return Err(bad(format!("`{name}`: at most {MAX_FILTER_VALUES} values")));
-    }
-    items.into_iter().map(|i| parse(i).map_err(|e| bad(format!("`{name}`: {e}")))).collect()
 }
 
 /// A whole number within `min..=max`, `default` when absent.
@@ -115,40 +74,24 @@ where
     }
 }
 
-pub fn sensor(value: &str) -> Result<String, String> {
-    validate_sensor_id(value).map_err(|e| e.to_string())?;
-    Ok(value.to_owned())
-}
-
 /// The one sensor a query is about.
 pub fn required_sensor(params: &Params) -> Result<String, BadParam> {
     let v = params.get("sensor").ok_or_else(|| bad("`sensor` is required"))?;
     sensor(v).map_err(|e| bad(format!("`sensor`: {e}")))
 }
 
-pub fn severity(value: &str) -> Result<Level, String> {
-    Level::severity(value).map_err(|e| e.to_string())
-}
-
-pub fn kind(value: &str) -> Result<AlertKind, String> {
-    value.parse().map_err(|e: UnknownName| e.to_string())
-}
-
-pub fn state(value: &str) -> Result<AlertState, String> {
-    value.parse().map_err(|e: UnknownName| e.to_string())
-}
-
 /// `GET /api/alerts`: the filter of `severity`, `sensor`, `kind`, `state`, `from`, `to` and
 /// `limit` (1 to 10 000, default 200).
 pub fn alerts(q: &Params) -> Result<AlertFilter, BadParam> {
     only(q, &["severity", "sensor", "kind", "state", "from", "to", "limit"])?;
+    let values = |name: &str| q.get(name).map(String::as_str);
     Ok(AlertFilter {
-        severities: list(q, "severity", severity)?,
-        sensors: list(q, "sensor", sensor)?,
-        kinds: list(q, "kind", kind)?,
-        states: list(q, "state", state)?,
-        from_ms: q.get("from").map(|v| time_ms("from", v)).transpose()?,
-        to_ms: q.get("to").map(|v| time_ms("to", v)).transpose()?,
+        severities: list("severity", values("severity"), severity)?,
+        sensors: list("sensor", values("sensor"), sensor)?,
+        kinds: list("kind", values("kind"), kind)?,
+        states: list("state", values("state"), state)?,
+        from_ms: time_ms(q, "from")?,
+        to_ms: time_ms(q, "to")?,
         limit: number(q, "limit", 1, 10_000, 200)?,
     })
 }
@@ -190,7 +133,8 @@ pub fn chart(q: &Params, now_ms: i64) -> Result<Chart, BadParam> {
         "raw" => Source::Raw,
         "windows" => Source::Windows,
         other => {
-            return Err(bad(format!("`source`: `{}` is neither raw nor windows", clip(other))));
+            let e = format!("`source`: `{}` is neither raw nor windows", clip(other));
+            return Err(bad(e));
         }
     };
     Ok(Chart { from_ms, to_ms, points, source })
@@ -199,22 +143,24 @@ pub fn chart(q: &Params, now_ms: i64) -> Result<Chart, BadParam> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Level;
+    use crate::query::MAX_TIME_MS;
 
     fn p(pairs: &[(&str, &str)]) -> Params {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
-    fn times_take_epoch_seconds_or_rfc3339() {
-        assert_eq!(time_ms("from", "1700000000"), Ok(1_700_000_000_000));
-        assert_eq!(time_ms("from", "1700000000.5"), Ok(1_700_000_000_500));
-        assert_eq!(time_ms("from", "2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
-        assert!(time_ms("from", "yesterday").unwrap_err().0.contains("neither epoch"));
-        assert!(time_ms("from", "-5").is_err());
-        assert!(time_ms("from", "1e300").is_err());
-        assert!(time_ms("from", "NaN").is_err());
-        assert!(time_ms("from", "0001-01-01T00:00:00Z").unwrap_err().0.contains("between 1970"));
-        assert_eq!(time_ms("to", "9999-12-31T23:59:59.999Z"), Ok(MAX_TIME_MS));
+    fn times_are_read_as_the_pages_read_them_in_ms() {
+        let t = |v: &str| time_ms(&p(&[("from", v)]), "from");
+        assert_eq!(t("1700000000"), Ok(Some(1_700_000_000_000)));
+        assert_eq!(t("1700000000.5"), Ok(Some(1_700_000_000_500)));
+        assert_eq!(t("2023-11-14T22:13:20Z"), Ok(Some(1_700_000_000_000)));
+        assert_eq!(t("2023-11-14T22:13"), Ok(Some(1_699_999_980_000)));
+        assert_eq!(t("9999-12-31T23:59:59.999Z"), Ok(Some(MAX_TIME_MS)));
+        assert!(t("yesterday").unwrap_err().0.starts_with("`from`: "));
+        assert!(t("0001-01-01T00:00:00Z").unwrap_err().0.contains("between 1970"));
+        assert_eq!(time_ms(&p(&[]), "from"), Ok(None));
     }
 
     #[test]
@@ -227,44 +173,30 @@ mod tests {
     }
 
     #[test]
-    fn lists_parse_each_value_and_are_bounded() {
-        let params = p(&[("severity", "high, CRITICAL"), ("state", "open,bogus")]);
-        assert_eq!(list(&params, "severity", severity), Ok(vec![Level::High, Level::Critical]));
-        assert!(
-            list(&params, "state", state).unwrap_err().0.contains("`bogus` is not an alert state")
-        );
-        assert_eq!(list(&params, "kind", kind), Ok(vec![]));
-        let many = p(&[("sensor", &vec!["s"; 101].join(","))]);
-        assert!(list(&many, "sensor", sensor).unwrap_err().0.contains("at most 100"));
-        let hostile = p(&[("sensor", "../etc/passwd")]);
-        assert!(list(&hostile, "sensor", sensor).is_err());
-    }
-
-    #[test]
     fn numbers_and_unknown_parameters_are_checked() {
         assert_eq!(number(&p(&[]), "limit", 1u32, 1000, 100), Ok(100));
         assert_eq!(number(&p(&[("limit", "5")]), "limit", 1u32, 1000, 100), Ok(5));
         assert!(number(&p(&[("limit", "0")]), "limit", 1u32, 1000, 100).is_err());
         assert!(number(&p(&[("limit", "x")]), "limit", 1u32, 1000, 100).is_err());
-        assert!(
-            only(&p(&[("sensr", "a")]), &["sensor"])
-                .unwrap_err()
-                .0
-                .contains("unknown parameter `sensr`")
-        );
+        let unknown = only(&p(&[("sensr", "a")]), &["sensor"]).unwrap_err();
+        assert!(unknown.0.contains("unknown parameter `sensr`"));
         assert!(required_sensor(&p(&[])).unwrap_err().0.contains("required"));
         assert_eq!(required_sensor(&p(&[("sensor", "s1")])), Ok("s1".into()));
     }
 
     #[test]
     fn each_endpoint_reads_its_own_parameters() {
-        let f = alerts(&p(&[("severity", "critical"), ("limit", "7"), ("from", "1")])).unwrap();
+        let f = alerts(&p(&[("severity", "critical,high"), ("limit", "7"), ("from", "1")]));
+        let f = f.unwrap();
         assert_eq!(
             (f.severities, f.limit, f.from_ms, f.to_ms),
-            (vec![Level::Critical], 7, Some(1000), None)
+            (vec![Level::Critical, Level::High], 7, Some(1000), None)
         );
         assert_eq!(alerts(&p(&[])).unwrap().limit, 200);
         assert!(alerts(&p(&[("points", "5")])).unwrap_err().0.contains("unknown parameter"));
+        assert!(alerts(&p(&[("state", "bogus")])).unwrap_err().0.starts_with("`state`: "));
+        let markup = alerts(&p(&[("sensor", "<script>")])).unwrap_err().0;
+        assert!(markup.contains("sensor `?script?`"), "{markup}");
         assert_eq!(
             readings(&p(&[("sensor", "s1"), ("from", "1"), ("to", "2")]), 0),
             Ok(("s1".into(), 1000, 2000))

@@ -1,6 +1,7 @@
 //! Kafka adapters through rdkafka: client settings, topic creation, and the embedded broker
 //! (librdkafka's in-process mock cluster) that the server runs when no Kafka is configured.
-//! Real and embedded brokers go through the same consumer and producer code.
+//! Real and embedded brokers go through the same consumer and producer code. The simulator's
+//! [`feed`] publishes through them too.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +17,16 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::FutureProducer;
+pub use rdkafka::producer::FutureProducer;
+use rdkafka::producer::Producer;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 
 use crate::topics;
+
+pub mod feed;
 
 /// Errors of the Kafka adapters, each saying what was being done.
 #[derive(Debug, thiserror::Error)]
@@ -336,6 +340,12 @@ pub fn producer(brokers: &str) -> Result<FutureProducer, KafkaAdapterError> {
             brokers: brokers.into(),
             source,
         })
+}
+
+/// Whether the cluster answers `producer` within `timeout`, for readiness checks. Blocking:
+/// one metadata round trip.
+pub fn reachable(producer: &FutureProducer, timeout: Duration) -> Result<(), KafkaError> {
+    producer.client().fetch_metadata(Some(topics::READINGS), timeout).map(|_| ())
 }
 
 /// Whether a failed delivery can never succeed by sending the same record again: the record

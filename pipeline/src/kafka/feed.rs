@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
-use thermoalert_pipeline::topics;
 use tokio::sync::watch;
 use tracing::{info, warn};
+
+use crate::simulate::{Simulator, SimulatorConfig};
+use crate::topics;
 
 /// How fast to publish.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,12 +47,12 @@ pub struct Feed {
 const IN_FLIGHT: usize = 20_000;
 
 /// Runs the feed until `count` messages are out or `shutdown` turns true; returns how many
-/// messages the broker acknowledged.
+/// messages the broker acknowledged. Fails only if the last messages cannot be flushed.
 pub async fn run(
     feed: Feed,
     producer: FutureProducer,
     mut shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<u64> {
+) -> Result<u64, KafkaError> {
     let mut sim = Simulator::new(feed.sim.clone());
     let mut tick = match feed.rate {
         Rate::PerSensor(r) => {
@@ -104,7 +104,7 @@ pub async fn run(
         }
     }
     sent += settle(&mut deliveries).await;
-    producer.flush(Duration::from_secs(30)).context("flushing the simulator's producer")?;
+    producer.flush(Duration::from_secs(30))?;
     if feed.progress {
         let secs = started.elapsed().as_secs_f64();
         eprintln!("\rsimulate: {sent} messages sent in {secs:.1} s, {:.0}/s", sent as f64 / secs);
@@ -113,11 +113,12 @@ pub async fn run(
     Ok(sent)
 }
 
-/// Waits for the queued deliveries; returns how many the broker acknowledged.
+/// Waits for the queued deliveries (all queued already: awaiting them in turn waits no
+/// longer than all at once); returns how many the broker acknowledged.
 async fn settle(deliveries: &mut Vec<DeliveryFuture>) -> u64 {
     let mut ok = 0;
-    for d in futures::future::join_all(deliveries.drain(..)).await {
-        match d {
+    for d in deliveries.drain(..) {
+        match d.await {
             Ok(Ok(_)) => ok += 1,
             Ok(Err((e, _))) => warn!("simulated message not delivered: {e}"),
             Err(_) => warn!("simulated message not delivered: producer closed"),
@@ -139,6 +140,20 @@ async fn enqueue(producer: &FutureProducer, key: &str, payload: &[u8]) -> Delive
                 warn!("cannot queue a simulated reading, retrying: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_is_a_positive_number_per_sensor_or_max() {
+        assert_eq!(parse_rate("2.5"), Ok(Rate::PerSensor(2.5)));
+        assert_eq!(parse_rate("MAX"), Ok(Rate::Max));
+        for bad in ["0", "-1", "NaN", "inf", "1e7", "fast"] {
+            assert!(parse_rate(bad).unwrap_err().contains("neither a positive number"), "{bad}");
         }
     }
 }
