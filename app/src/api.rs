@@ -48,16 +48,17 @@ pub enum Series {
     Windows(Vec<WindowStats>),
 }
 
-/// The history of one sensor over `[from, to)` (epoch seconds).
+/// What a sensor's chart draws: its series over `[from, to)` (epoch seconds). (Not
+/// `pipeline::history::History`, the queries that make it.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct History {
+pub struct ChartData {
     pub sensor_id: String,
     pub from: f64,
     pub to: f64,
     pub series: Series,
 }
 
-impl History {
+impl ChartData {
     pub fn is_empty(&self) -> bool {
         match &self.series {
             Series::Raw(p) => p.is_empty(),
@@ -225,7 +226,7 @@ pub async fn set_thresholds(
 
 /// A sensor's history over `range`, ready to chart.
 #[server(endpoint = "sensor_history", input = server_fn::codec::Json)]
-pub async fn sensor_history(sensor_id: String, range: Range) -> Result<History, ServerFnError> {
+pub async fn sensor_history(sensor_id: String, range: Range) -> Result<ChartData, ServerFnError> {
     use thermoalert_pipeline::history::HistoryError;
     thermoalert_pipeline::query::validate_sensor(&sensor_id).map_err(ServerFnError::new)?;
     let now = server::now_ms() as f64 / 1000.0;
@@ -246,7 +247,7 @@ pub async fn sensor_history(sensor_id: String, range: Range) -> Result<History, 
             Err(e) => return Err(server::unavailable(e)),
         }
     };
-    Ok(History { sensor_id, from, to, series })
+    Ok(ChartData { sensor_id, from, to, series })
 }
 
 /// Server-side helpers of the functions above.

@@ -4,7 +4,7 @@
 //! `thermoalert operator add` command writes them). A login checks the password against the
 //! hash and opens a session: a random token in an HttpOnly, SameSite=Strict cookie, known
 //! only to this process (a restart logs everyone out). Cross-site requests are refused before
-//! they reach a handler (see the server's `web::same_origin`), so the cookie alone is enough
+//! they reach a handler (see `edge::same_origin`), so the cookie alone is enough
 //! for a write.
 
 use std::collections::{BTreeMap, HashMap};

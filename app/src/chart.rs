@@ -7,7 +7,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use thermoalert_pipeline::rules::Thresholds;
 
-use crate::api::{History, Series};
+use crate::api::{ChartData, Series};
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 320;
@@ -27,7 +27,7 @@ const PALETTE: [RGBColor; 6] = [
 
 /// The history chart of a sensor page: the raw line, or the window averages with their
 /// min/max band.
-pub fn history_svg(history: &History, thresholds: &Thresholds) -> String {
+pub fn history_svg(history: &ChartData, thresholds: &Thresholds) -> String {
     let values: Vec<f64> = match &history.series {
         Series::Raw(points) => points.iter().map(|p| p.1).collect(),
         Series::Windows(w) => w.iter().flat_map(|w| [w.min, w.max]).collect(),
@@ -196,8 +196,8 @@ mod tests {
     use super::*;
     use thermoalert_pipeline::model::WindowStats;
 
-    fn history(series: Series) -> History {
-        History { sensor_id: "s".into(), from: 0.0, to: 3_600.0, series }
+    fn history(series: Series) -> ChartData {
+        ChartData { sensor_id: "s".into(), from: 0.0, to: 3_600.0, series }
     }
 
     #[test]
@@ -251,8 +251,12 @@ mod tests {
             (now, f64::INFINITY),
         ];
         for (from, to) in ranges {
-            let h =
-                History { sensor_id: "s".into(), from, to, series: Series::Raw(vec![(now, 20.0)]) };
+            let h = ChartData {
+                sensor_id: "s".into(),
+                from,
+                to,
+                series: Series::Raw(vec![(now, 20.0)]),
+            };
             let svg = history_svg(&h, &Thresholds::default());
             assert!(
                 svg.starts_with("<svg") && svg.len() < 200_000,

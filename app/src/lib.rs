@@ -1,5 +1,6 @@
 //! ThermoAlert's web app. Compiled twice: with `ssr` for the server (first paint, server
-//! functions) and with `hydrate` for the browser (live updates over Server-Sent Events).
+//! functions, the JSON API) and with `hydrate` for the browser (live updates over
+//! Server-Sent Events).
 
 pub mod account;
 pub mod api;
@@ -7,9 +8,13 @@ pub mod api;
 pub mod auth;
 pub mod chart;
 pub mod components;
+#[cfg(feature = "ssr")]
+pub mod edge;
 pub mod format;
 pub mod live;
 pub mod pages;
+#[cfg(feature = "ssr")]
+pub mod rest;
 #[cfg(feature = "ssr")]
 pub mod settings;
 #[cfg(feature = "hydrate")]

@@ -1,5 +1,6 @@
 //! Throughput of the pure core on one thread (so: per core), over simulated readings from many
-//! sensors. Prints readings/s per stage; it measures, it does not assert.
+//! sensors, and the time the parser takes to refuse hostile messages (the worst of each kind).
+//! Prints readings/s per stage; it measures, it does not assert.
 //!
 //!     cargo bench -p thermoalert-pipeline --bench core [-- <readings> <sensors>]
 
@@ -8,7 +9,9 @@ use std::time::Instant;
 
 use thermoalert_pipeline::episode::Episode;
 use thermoalert_pipeline::model::Reading;
-use thermoalert_pipeline::parse::{ParseLimits, parse_reading, parse_reading_into};
+use thermoalert_pipeline::parse::{
+    MAX_MESSAGE_BYTES, ParseLimits, parse_reading, parse_reading_into,
+};
 use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::rules::Thresholds;
 use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
@@ -38,6 +41,8 @@ fn main() {
             black_box(&r);
         }
     });
+
+    hostile(now_s, &limits);
 
     let index: Vec<usize> = readings
         .iter()
@@ -107,6 +112,37 @@ fn main() {
         }
         black_box(out);
     });
+}
+
+/// How long refusing a hostile message takes (the parser's tests check the reasons; the
+/// bound on the work is measured here): the slowest of 1 000 tries of each.
+fn hostile(now_s: f64, limits: &ParseLimits) {
+    let msg = |id: &str| format!(r#"{{"timestamp":1,"sensor_id":"{id}","temperature":1}}"#);
+    let cases = [
+        ("2 000 nested arrays", format!("{}{}", "[".repeat(2000), "]".repeat(2000))),
+        (
+            "a deep extra field",
+            format!(
+                r#"{{"timestamp":1,"sensor_id":"s","temperature":1,"x":{}{}}}"#,
+                "[".repeat(1500),
+                "]".repeat(1500)
+            ),
+        ),
+        ("a 65-character sensor id", msg(&"s".repeat(65))),
+        ("a message at the size limit", format!("{:width$}", msg("s"), width = MAX_MESSAGE_BYTES)),
+        ("a message over the size limit", "x".repeat(MAX_MESSAGE_BYTES + 1)),
+    ];
+    for (what, input) in &cases {
+        let worst = (0..1000)
+            .map(|_| {
+                let start = Instant::now();
+                let _ = black_box(parse_reading(black_box(input.as_bytes()), now_s, limits));
+                start.elapsed()
+            })
+            .max()
+            .unwrap();
+        println!("refusing {what:<30} {:>6.1} µs at worst", worst.as_secs_f64() * 1e6);
+    }
 }
 
 /// One reading per sensor per second, excursions included, with 1 % of readings delayed by up

@@ -1,10 +1,13 @@
 //! Thresholds and the classification of a single temperature. Defaults come from the design
 //! contract (HIGH above 80 °C, CRITICAL above 90 °C, 2 °C hysteresis); every sensor may
-//! override them.
+//! override them, at start (`THERMO_SENSOR_THRESHOLDS`, read here) or from the dashboard.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::Level;
+use crate::parse::validate_sensor_id;
 
 /// Default HIGH threshold (°C): readings strictly above it are HIGH.
 pub const DEFAULT_HIGH: f64 = 80.0;
@@ -85,9 +88,107 @@ impl Thresholds {
     }
 }
 
+/// Thresholds given for one sensor in `THERMO_SENSOR_THRESHOLDS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorThresholds {
+    pub sensor: String,
+    pub high: f64,
+    pub critical: f64,
+    /// Unset: the default hysteresis.
+    pub hysteresis: Option<f64>,
+}
+
+/// The value of `THERMO_SENSOR_THRESHOLDS` (`--sensor-thresholds`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SensorThresholdList(pub Vec<SensorThresholds>);
+
+/// Parses `sensor=HIGH/CRITICAL[/HYSTERESIS],…` (empty: none).
+pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
+    let mut list = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (sensor, values) = item
+            .split_once('=')
+            .ok_or_else(|| format!("`{item}`: expected sensor=HIGH/CRITICAL[/HYSTERESIS]"))?;
+        validate_sensor_id(sensor).map_err(|e| format!("`{item}`: {e}"))?;
+        let numbers: Vec<f64> = values
+            .split('/')
+            .map(|v| {
+                v.trim().parse::<f64>().map_err(|_| format!("`{item}`: `{v}` is not a number"))
+            })
+            .collect::<Result<_, _>>()?;
+        let (high, critical, hysteresis) = match numbers[..] {
+            [h, c] => (h, c, None),
+            [h, c, y] => (h, c, Some(y)),
+            _ => {
+                return Err(format!(
+                    "`{item}`: expected HIGH/CRITICAL or HIGH/CRITICAL/HYSTERESIS"
+                ));
+            }
+        };
+        if list.iter().any(|o: &SensorThresholds| o.sensor == sensor) {
+            return Err(format!("sensor `{sensor}` is given twice"));
+        }
+        list.push(SensorThresholds { sensor: sensor.to_owned(), high, critical, hysteresis });
+    }
+    Ok(SensorThresholdList(list))
+}
+
+impl SensorThresholdList {
+    /// Each sensor's thresholds, those given without a hysteresis taking
+    /// `default_hysteresis`, each checked.
+    pub fn resolve(&self, default_hysteresis: f64) -> Result<HashMap<String, Thresholds>, String> {
+        let mut map = HashMap::new();
+        for o in &self.0 {
+            let hysteresis = o.hysteresis.unwrap_or(default_hysteresis);
+            let t = Thresholds { high: o.high, critical: o.critical, hysteresis };
+            t.validate()
+                .map_err(|e| format!("invalid thresholds for sensor `{}`: {e}", o.sensor))?;
+            map.insert(o.sensor.clone(), t);
+        }
+        Ok(map)
+    }
+}
+
+/// The list as it is written (`a=1/2,b=3/4/0.5`).
+impl std::fmt::Display for SensorThresholdList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, o) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { "," };
+            write!(f, "{sep}{}={}/{}", o.sensor, o.high, o.critical)?;
+            if let Some(h) = o.hysteresis {
+                write!(f, "/{h}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_sensor_thresholds_parse_resolve_and_write_back() {
+        let list = parse_sensor_thresholds("freezer1=-15/-10, oven=200/250/5").unwrap();
+        let map = list.resolve(3.0).unwrap();
+        assert_eq!(map["freezer1"], Thresholds { high: -15.0, critical: -10.0, hysteresis: 3.0 });
+        assert_eq!(map["oven"], Thresholds { high: 200.0, critical: 250.0, hysteresis: 5.0 });
+        assert_eq!(list.to_string(), "freezer1=-15/-10,oven=200/250/5");
+        assert_eq!(parse_sensor_thresholds(&list.to_string()), Ok(list));
+        assert_eq!(parse_sensor_thresholds(""), Ok(SensorThresholdList::default()));
+    }
+
+    #[test]
+    fn bad_per_sensor_thresholds_say_what_is_wrong() {
+        let err = |s: &str| parse_sensor_thresholds(s).unwrap_err();
+        assert!(err("oven").contains("expected sensor=HIGH/CRITICAL"));
+        assert!(err("oven=1").contains("expected HIGH/CRITICAL"));
+        assert!(err("oven=a/2").contains("`a` is not a number"));
+        assert!(err("../x=1/2").contains("invalid sensor_id"));
+        assert!(err("a=1/2,a=3/4").contains("given twice"));
+        let inverted = parse_sensor_thresholds("oven=9/5").unwrap().resolve(2.0).unwrap_err();
+        assert!(inverted.contains("sensor `oven`") && inverted.contains("must be below"));
+    }
 
     #[test]
     fn exact_threshold_values_stay_at_the_lower_level() {

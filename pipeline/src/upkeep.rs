@@ -1,6 +1,6 @@
 //! Archive upkeep, run in the background: compaction merges the files of a past day of one
 //! sensor's stream into one file (records repeated by replays kept once), retention deletes
-//! files older than the configured age.
+//! files older than the configured age ([`run`] schedules both).
 //!
 //! Both change the index in one transaction before touching the files it no longer lists,
 //! so readers see the old files or the new one, never a mix. Both hold the [`ArchiveGate`]
@@ -185,6 +185,53 @@ fn merge(
 /// The UTC day containing `ms`, as its first millisecond.
 pub fn day_start(ms: i64) -> i64 {
     ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// Runs the upkeep at start and then every `interval` until `shutdown` turns true: past days
+/// compacted, and files older than `retention` (if any) deleted. A failed run is logged and
+/// retried at the next interval: the archive stays readable.
+#[cfg(feature = "runner")]
+pub async fn run(
+    upkeep: Upkeep,
+    interval: std::time::Duration,
+    retention: Option<std::time::Duration>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use crate::runner::metrics;
+    use tracing::{info, warn};
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match upkeep.compact(day_start(now), now).await {
+            Ok(r) if r.days_compacted > 0 => {
+                metrics::compacted(r.files_merged);
+                info!(
+                    days = r.days_compacted,
+                    files = r.files_merged,
+                    dropped = r.records_dropped,
+                    "archive compacted"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => warn!("archive compaction failed, next try in {interval:?}: {e}"),
+        }
+        let Some(keep) = retention else { continue };
+        match upkeep.expire(now - keep.as_millis() as i64).await {
+            Ok(r) if r.files_expired > 0 => {
+                metrics::expired(r.files_expired);
+                info!(files = r.files_expired, "archive files past the retention deleted");
+            }
+            Ok(_) => {}
+            Err(e) => warn!("archive retention failed, next try in {interval:?}: {e}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use thermoalert_pipeline::parse::{ParseLimits, validate_sensor_id};
+use thermoalert_pipeline::parse::ParseLimits;
 use thermoalert_pipeline::processor::ProcessorConfig;
-use thermoalert_pipeline::rules::{DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, Thresholds};
+use thermoalert_pipeline::rules::{
+    DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, SensorThresholdList, Thresholds,
+    parse_sensor_thresholds,
+};
 use thermoalert_pipeline::simulate::DEFAULT_EXCURSION_CHANCE;
 use thermoalert_pipeline::window::WindowConfig;
 
@@ -188,21 +191,12 @@ impl ServeArgs {
         let or_unset = |v: &Option<String>, unset: &str| {
             v.as_deref().map_or_else(|| unset.to_owned(), mask_password)
         };
-        let overrides: Vec<String> = self
-            .sensor_thresholds
-            .0
-            .iter()
-            .map(|o| match o.hysteresis {
-                Some(h) => format!("{}={}/{}/{h}", o.sensor, o.high, o.critical),
-                None => format!("{}={}/{}", o.sensor, o.high, o.critical),
-            })
-            .collect();
         let mut items = vec![
             format!("kafka_brokers={}", or_unset(&self.kafka_brokers, "embedded")),
             format!("hdfs_url={}", or_unset(&self.hdfs_url, "none (local archive)")),
             format!("data_dir={}", self.data_dir.display()),
             format!("high={} critical={} hysteresis={}", self.high, self.critical, self.hysteresis),
-            format!("sensor_thresholds=[{}]", overrides.join(",")),
+            format!("sensor_thresholds=[{}]", self.sensor_thresholds),
             format!(
                 "window={:?} lateness={:?} revise_for={:?}",
                 self.window, self.lateness, self.revise_for
@@ -241,19 +235,7 @@ impl ServeArgs {
 
     /// The per-sensor thresholds, each checked for consistency.
     pub fn per_sensor_thresholds(&self) -> anyhow::Result<HashMap<String, Thresholds>> {
-        let mut map = HashMap::new();
-        for o in &self.sensor_thresholds.0 {
-            let t = Thresholds {
-                high: o.high,
-                critical: o.critical,
-                hysteresis: o.hysteresis.unwrap_or(self.hysteresis),
-            };
-            t.validate().map_err(|e| {
-                anyhow::anyhow!("invalid thresholds for sensor `{}`: {e}", o.sensor)
-            })?;
-            map.insert(o.sensor.clone(), t);
-        }
-        Ok(map)
+        self.sensor_thresholds.resolve(self.hysteresis).map_err(anyhow::Error::msg)
     }
 
     /// The settings of the pipeline core.
@@ -340,51 +322,6 @@ pub fn parse_chance(s: &str) -> Result<f64, String> {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err(format!("`{s}` is not a probability between 0 and 1")),
     }
-}
-
-/// Thresholds given for one sensor on the command line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SensorThresholds {
-    pub sensor: String,
-    pub high: f64,
-    pub critical: f64,
-    /// Unset: the default hysteresis.
-    pub hysteresis: Option<f64>,
-}
-
-/// The value of `--sensor-thresholds`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SensorThresholdList(pub Vec<SensorThresholds>);
-
-/// Parses `sensor=HIGH/CRITICAL[/HYSTERESIS],…` (empty: none).
-pub fn parse_sensor_thresholds(s: &str) -> Result<SensorThresholdList, String> {
-    let mut list = Vec::new();
-    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (sensor, values) = item
-            .split_once('=')
-            .ok_or_else(|| format!("`{item}`: expected sensor=HIGH/CRITICAL[/HYSTERESIS]"))?;
-        validate_sensor_id(sensor).map_err(|e| format!("`{item}`: {e}"))?;
-        let numbers: Vec<f64> = values
-            .split('/')
-            .map(|v| {
-                v.trim().parse::<f64>().map_err(|_| format!("`{item}`: `{v}` is not a number"))
-            })
-            .collect::<Result<_, _>>()?;
-        let (high, critical, hysteresis) = match numbers[..] {
-            [h, c] => (h, c, None),
-            [h, c, y] => (h, c, Some(y)),
-            _ => {
-                return Err(format!(
-                    "`{item}`: expected HIGH/CRITICAL or HIGH/CRITICAL/HYSTERESIS"
-                ));
-            }
-        };
-        if list.iter().any(|o: &SensorThresholds| o.sensor == sensor) {
-            return Err(format!("sensor `{sensor}` is given twice"));
-        }
-        list.push(SensorThresholds { sensor: sensor.to_owned(), high, critical, hysteresis });
-    }
-    Ok(SensorThresholdList(list))
 }
 
 /// A positive duration as people write it (`250ms`, `10s`, `5m`, `1h 30m`, `30d`: humantime's
@@ -475,17 +412,10 @@ mod tests {
         let map = args.per_sensor_thresholds().unwrap();
         assert_eq!(map["freezer1"], Thresholds { high: -15.0, critical: -10.0, hysteresis: 3.0 });
         assert_eq!(map["oven"], Thresholds { high: 200.0, critical: 250.0, hysteresis: 5.0 });
-        assert_eq!(parse_sensor_thresholds(""), Ok(SensorThresholdList::default()));
     }
 
     #[test]
-    fn bad_per_sensor_thresholds_say_what_is_wrong() {
-        let err = |s: &str| parse_sensor_thresholds(s).unwrap_err();
-        assert!(err("oven").contains("expected sensor=HIGH/CRITICAL"));
-        assert!(err("oven=1").contains("expected HIGH/CRITICAL"));
-        assert!(err("oven=a/2").contains("`a` is not a number"));
-        assert!(err("../x=1/2").contains("invalid sensor_id"));
-        assert!(err("a=1/2,a=3/4").contains("given twice"));
+    fn inverted_per_sensor_thresholds_are_refused_with_the_sensor_named() {
         let cli = Cli::try_parse_from(["thermoalert", "serve", "--sensor-thresholds", "oven=9/5"])
             .unwrap();
         let Some(Command::Serve(args)) = cli.command else { panic!("serve") };

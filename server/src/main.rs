@@ -1,12 +1,10 @@
 //! The `thermoalert` binary: parses the command line, wires Kafka (real or embedded), the
 //! pipeline, the archive and the web app together, and runs them until interrupted.
 
-mod api;
 mod config;
 mod http;
 mod operators;
 mod telemetry;
-mod upkeep;
 mod web;
 
 use std::net::SocketAddr;
@@ -23,9 +21,9 @@ use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::index::Index;
 use thermoalert_pipeline::kafka::{self, EmbeddedBroker, TopicPlan, feed};
 use thermoalert_pipeline::processor::Processor;
-use thermoalert_pipeline::runner::{ConsumerDelay, Runner, SensorLimit, Sinks};
+use thermoalert_pipeline::runner::{self, ConsumerDelay, Runner, SensorLimit, Sinks};
 use thermoalert_pipeline::simulate::SimulatorConfig;
-use thermoalert_pipeline::upkeep::{ArchiveGate, Upkeep};
+use thermoalert_pipeline::upkeep::{self, ArchiveGate, Upkeep};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -182,7 +180,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     info!(config = %args.effective(), "effective configuration");
 
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::<anyhow::Result<()>>::new();
     // Sensors' episodes and windows continue where this instance saved them, restored
     // partition by partition as the group assigns them (see `thermoalert_pipeline::runner`).
     // Thresholds saved from the dashboard win over the configured ones: they are newer.
@@ -203,7 +201,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &brokers,
         &args.group,
         rebalances.clone(),
-        telemetry::consumer_lag(),
+        runner::metrics::consumer_lag(),
     )?);
     // One client for alerts, dead letters and readiness checks (clones share it).
     let producer = kafka::producer(&brokers)?;
@@ -230,7 +228,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runner = pipeline.spawn(runner.run(shutdown_rx.clone()));
     tasks.spawn(async move { Ok(runner.await.context("the pipeline task panicked")??) });
     let upkeep = Upkeep { index: index.clone(), store: Arc::clone(&store), gate };
-    tasks.spawn(upkeep::run(upkeep, args.upkeep_interval, args.retention, shutdown_rx.clone()));
+    let (interval, retention, rx) = (args.upkeep_interval, args.retention, shutdown_rx.clone());
+    tasks.spawn(async move {
+        upkeep::run(upkeep, interval, retention, rx).await;
+        Ok(())
+    });
     if embedded.is_some() {
         let feed = feed::Feed {
             sim: SimulatorConfig {

@@ -4,26 +4,22 @@
 //! where it happens (`thermoalert_pipeline::runner::metrics`, as the app does for logins),
 //! and the server's own adapters here. Every name is listed here, described once.
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use thermoalert_pipeline::kafka::LagReport;
 
-pub const ARCHIVE_COMPACTED: &str = "thermoalert_archive_files_compacted_total";
-pub const ARCHIVE_EXPIRED: &str = "thermoalert_archive_files_expired_total";
 pub const HTTP_SECONDS: &str = "thermoalert_http_request_seconds";
-pub const CONSUMER_LAG: &str = "thermoalert_consumer_lag";
+pub const HTTP_ERRORS: &str = "thermoalert_http_errors_total";
 pub const REFUSED_CONNECTIONS: &str = "thermoalert_http_connections_refused_total";
-pub const BUSY: &str = "thermoalert_history_queries_refused_total";
 pub use thermoalert_app::auth::throttle::{LOGINS_FAILED, LOGINS_REFUSED};
 pub use thermoalert_app::live::follow::{SSE_CLIENTS, SSE_LAGGED};
+pub use thermoalert_app::rest::BUSY;
+pub use thermoalert_pipeline::history::SKIPPED_LINES;
 pub use thermoalert_pipeline::runner::metrics::{
-    ALERTS, ARCHIVE_BYTES, ARCHIVE_FILES, CONSUMER_DELAY, DEAD_LETTERS_CUT, DELIVERY_FAILED,
-    DELIVERY_RETRIES, FLUSH_SECONDS, LATE, PAUSES, READINGS_IN, REJECTED, SENSORS_TRACKED,
-    WINDOW_REVISIONS, WINDOWS_CLOSED,
+    ALERTS, ARCHIVE_BYTES, ARCHIVE_COMPACTED, ARCHIVE_EXPIRED, ARCHIVE_FILES, CONSUMER_DELAY,
+    CONSUMER_LAG, DEAD_LETTERS_CUT, DELIVERY_FAILED, DELIVERY_RETRIES, FLUSH_SECONDS, LATE, PAUSES,
+    READINGS_IN, REJECTED, SENSORS_TRACKED, WINDOW_REVISIONS, WINDOWS_CLOSED,
 };
 
 /// Installs the global recorder; call once, at start.
@@ -69,6 +65,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Readings after their window closed: revised, or too late for any window."
     );
     describe_counter!(ARCHIVE_FILES, "Files written to the archive.");
+    describe_counter!(
+        SKIPPED_LINES,
+        "Damaged archive lines that history queries skipped (a crash tears a file's last \
+         line; the replay after it writes the record again)."
+    );
     describe_counter!(ARCHIVE_BYTES, "Bytes written to the archive.");
     describe_counter!(ARCHIVE_COMPACTED, "Archive files merged into one per sensor-day.");
     describe_counter!(ARCHIVE_EXPIRED, "Archive files deleted past the retention.");
@@ -92,6 +93,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!(SSE_CLIENTS, "Browsers connected to the live stream.");
     describe_counter!(SSE_LAGGED, "Live events skipped by clients that fell behind.");
     describe_histogram!(HTTP_SECONDS, "HTTP request latency, by route.");
+    describe_counter!(
+        HTTP_ERRORS,
+        "HTTP answers with an error status (4xx: refused, 5xx: failed), by route and status."
+    );
     describe_gauge!(
         CONSUMER_LAG,
         "Readings in each partition this instance holds that it has not yet committed \
@@ -105,39 +110,15 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
-pub fn compacted(files: usize) {
-    counter!(ARCHIVE_COMPACTED).increment(files as u64);
-}
-
-pub fn expired(files: usize) {
-    counter!(ARCHIVE_EXPIRED).increment(files as u64);
-}
-
-pub fn busy() {
-    counter!(BUSY).increment(1);
-}
-
 pub fn refused_connection() {
     counter!(REFUSED_CONNECTIONS).increment(1);
 }
 
-pub fn http(route: String, took: Duration) {
+/// One answer: its latency, and if it is an error, its status.
+pub fn http(route: String, status: u16, took: Duration) {
+    if status >= 400 {
+        counter!(HTTP_ERRORS, "route" => route.clone(), "status" => status.to_string())
+            .increment(1);
+    }
     histogram!(HTTP_SECONDS, "route" => route).record(took.as_secs_f64());
-}
-
-/// The consumer's lag report, as one gauge per partition. A partition no longer reported
-/// (revoked, or given to another instance) drops to 0: this instance owes nothing on it.
-pub fn consumer_lag() -> LagReport {
-    let held = Mutex::new(BTreeSet::new());
-    Box::new(move |lag: &[(i32, i64)]| {
-        let mut held = held.lock().expect("lag partitions lock");
-        let now: BTreeSet<i32> = lag.iter().map(|&(p, _)| p).collect();
-        for gone in held.difference(&now) {
-            gauge!(CONSUMER_LAG, "partition" => gone.to_string()).set(0.0);
-        }
-        for &(partition, messages) in lag {
-            gauge!(CONSUMER_LAG, "partition" => partition.to_string()).set(messages as f64);
-        }
-        *held = now;
-    })
 }

@@ -17,7 +17,6 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use thermoalert_app::account::form_query;
 use thermoalert_app::api::{HealthProbe, Problem};
 use thermoalert_app::auth::Operators;
 use thermoalert_app::live::LiveHub;
@@ -29,7 +28,10 @@ use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::kafka;
 use thermoalert_pipeline::topics;
 
-use crate::{api, telemetry};
+use thermoalert_app::edge::{self, ReadsGate};
+use thermoalert_app::rest::{self, RestState};
+
+use crate::telemetry;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -56,6 +58,18 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
+impl FromRef<AppState> for ReadsGate {
+    fn from_ref(state: &AppState) -> Self {
+        ReadsGate { operators: state.operators.clone(), need_login: state.reads_need_login }
+    }
+}
+
+impl FromRef<AppState> for RestState {
+    fn from_ref(state: &AppState) -> Self {
+        RestState { history: state.history.clone(), hub: state.hub.clone() }
+    }
+}
+
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
         state.leptos_options.clone()
@@ -79,11 +93,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/stream", get(stream))
         .route("/metrics", get(metrics))
-        .route("/api/sensors", get(api::sensors))
-        .route("/api/alerts", get(api::alerts))
-        .route("/api/readings", get(api::readings))
-        .route("/api/history/{sensor}", get(api::history))
-        .route("/api/export.csv", get(api::export_csv))
+        .route("/api/sensors", get(rest::sensors))
+        .route("/api/alerts", get(rest::alerts))
+        .route("/api/readings", get(rest::readings))
+        .route("/api/history/{sensor}", get(rest::history))
+        .route("/api/export.csv", get(rest::export_csv))
         .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .leptos_routes_with_context(
@@ -99,9 +113,9 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), reads_gate))
-        .layer(axum::middleware::from_fn(security_headers))
-        .layer(axum::middleware::from_fn(same_origin))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge::reads_gate))
+        .layer(axum::middleware::from_fn(edge::security_headers))
+        .layer(axum::middleware::from_fn(edge::same_origin))
         .layer(axum::middleware::from_fn(timed))
         .with_state(state)
 }
@@ -209,7 +223,7 @@ async fn timed(request: Request, next: Next) -> Response {
         .map_or_else(|| "other".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
-    telemetry::http(route, started.elapsed());
+    telemetry::http(route, response.status().as_u16(), started.elapsed());
     response
 }
 
@@ -229,78 +243,6 @@ async fn stream(State(state): State<AppState>, headers: axum::http::HeaderMap) -
     let headers =
         [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")];
     (headers, Body::from_stream(frames)).into_response()
-}
-
-/// Refuses a write (any method but GET, HEAD and OPTIONS) that a browser says comes from
-/// another site: the `Sec-Fetch-Site` header when the browser sends it, else `Origin` against
-/// `Host`. This is the CSRF protection of the server functions and any write: a page
-/// elsewhere cannot make an operator's browser act with the operator's session. Clients
-/// that are not browsers send neither header and are let through (they carry no ambient
-/// cookie to abuse).
-pub async fn same_origin(request: Request, next: Next) -> Response {
-    use axum::http::Method;
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(request).await;
-    }
-    let headers = request.headers();
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let cross_site = match (text("sec-fetch-site"), text("origin")) {
-        (Some(site), _) => !matches!(site, "same-origin" | "none"),
-        (None, Some(origin)) => {
-            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            Some(origin_host) != text("host")
-        }
-        (None, None) => false,
-    };
-    if cross_site {
-        let body = "cross-site requests may not change anything here";
-        return (StatusCode::FORBIDDEN, body).into_response();
-    }
-    next.run(request).await
-}
-
-/// Headers every response carries: no MIME sniffing, no framing, no referrer to other sites,
-/// and a Content-Security-Policy that allows nothing for responses that did not set their
-/// own (pages set theirs, with the nonce of their scripts: `thermoalert_app::shell`).
-pub async fn security_headers(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
-    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
-    headers.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
-    headers
-        .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
-    response
-}
-
-/// Paths open to everyone even when reads need a login: the login itself (page, server
-/// function, and what the page around it asks), the site's files, and the probes.
-const OPEN_PATHS: [&str; 7] =
-    ["/login", "/api/login", "/api/whoami", "/api/health", "/healthz", "/readyz", "/metrics"];
-
-/// With `THERMO_READS=operators`, sends a browser without a session to `/login` (and back
-/// afterwards), and answers API calls without one with 401.
-pub async fn reads_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if !state.reads_need_login
-        || OPEN_PATHS.contains(&path)
-        || path.starts_with("/pkg/")
-        || path == "/favicon.ico"
-    {
-        return next.run(request).await;
-    }
-    let cookie = request.headers().get(header::COOKIE).and_then(|v| v.to_str().ok());
-    if state.operators.operator(cookie, Instant::now()).is_some() {
-        return next.run(request).await;
-    }
-    if path.starts_with("/api/") {
-        let body = axum::Json(json!({ "error": "log in as an operator to read this" }));
-        return (StatusCode::UNAUTHORIZED, body).into_response();
-    }
-    let wanted = request.uri().path_and_query().map_or(path, |p| p.as_str());
-    let to = format!("/login?{}", form_query(&[("next", wanted)]));
-    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
 #[cfg(test)]

@@ -527,9 +527,16 @@ fn declared_metrics() -> (BTreeMap<String, String>, BTreeSet<String>) {
     for (i, _) in source.match_indices("pub use thermoalert_") {
         let statement = &source[i + "pub use thermoalert_".len()..];
         let statement = &statement[..statement.find(';').unwrap()];
-        let (path, idents) = statement.split_once("::{").unwrap();
+        let (path, idents) =
+            statement.split_once("::{").unwrap_or_else(|| statement.rsplit_once("::").unwrap());
         let (krate, module) = path.split_once("::").unwrap();
-        let file = read(&format!("{krate}/src/{}.rs", module.replace("::", "/")));
+        let module = format!("{krate}/src/{}", module.replace("::", "/"));
+        let flat = format!("{module}.rs");
+        let file = if repo().join(&flat).exists() {
+            read(&flat)
+        } else {
+            read(&format!("{module}/mod.rs"))
+        };
         let theirs = consts(&file);
         for ident in idents.trim_end_matches('}').split(',').map(str::trim) {
             if !ident.is_empty() {

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-use crate::api::{History, SensorInfo, SetThresholds, explain, sensor_detail, sensor_history};
+use crate::api::{ChartData, SensorInfo, SetThresholds, explain, sensor_detail, sensor_history};
 use crate::chart;
 use crate::components::alert_list::AlertList;
 use crate::format;
@@ -196,7 +196,7 @@ fn RangePicker(sensor_id: Memo<String>, range: Memo<Result<Range, String>>) -> i
 
 #[component]
 fn HistoryChart(
-    history: History,
+    history: ChartData,
     thresholds: thermoalert_pipeline::rules::Thresholds,
 ) -> impl IntoView {
     let csv = format!(

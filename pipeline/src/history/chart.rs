@@ -62,10 +62,11 @@ pub(super) fn reduce_files(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(path) = paths.get(i) else { return Ok(buckets) };
             let bytes = store.read_file(path)?;
-            for line in bytes.split(|b| *b == b'\n') {
-                // Damaged lines are skipped, as `readings` does (it counts them).
-                if let Some((timestamp, temperature)) = chart_line(line) {
-                    buckets.add(timestamp, temperature);
+            for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                // Damaged lines are skipped and counted, as `readings` does.
+                match chart_line(line) {
+                    Some((timestamp, temperature)) => buckets.add(timestamp, temperature),
+                    None => buckets.skipped_lines += 1,
                 }
             }
         }
@@ -88,11 +89,13 @@ pub(super) struct Buckets {
     from_ms: i64,
     to_ms: i64,
     slices: Vec<Option<(Point, Point)>>,
+    /// Damaged lines skipped.
+    pub(super) skipped_lines: usize,
 }
 
 impl Buckets {
     pub(super) fn new(from_ms: i64, to_ms: i64, slices: usize) -> Self {
-        Buckets { from_ms, to_ms, slices: vec![None; slices] }
+        Buckets { from_ms, to_ms, slices: vec![None; slices], skipped_lines: 0 }
     }
 
     fn add(&mut self, timestamp: f64, value: f64) {
@@ -117,6 +120,7 @@ impl Buckets {
     }
 
     fn merge(&mut self, other: &Buckets) {
+        self.skipped_lines += other.skipped_lines;
         for (mine, theirs) in self.slices.iter_mut().zip(&other.slices) {
             match (mine.as_mut(), theirs) {
                 (_, None) => {}

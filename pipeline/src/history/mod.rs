@@ -25,6 +25,16 @@ use crate::downsample::{Point, downsample};
 use crate::index::{Index, IndexError};
 use crate::model::Reading;
 
+/// Archive lines a query skipped because they were damaged (a crash tears the last line of a
+/// file; a replay writes its record again): counted, never fatal.
+pub const SKIPPED_LINES: &str = "thermoalert_archive_lines_skipped_total";
+
+fn count_skipped(lines: usize) {
+    if lines > 0 {
+        metrics::counter!(SKIPPED_LINES).increment(lines as u64);
+    }
+}
+
 /// Most raw readings one query may load (about 23 days of one reading per second): beyond
 /// that, ask for window statistics instead.
 pub const MAX_RAW_READINGS: i64 = 2_000_000;
@@ -209,6 +219,7 @@ impl History {
                     }
                 }
             }
+            count_skipped(skipped_lines);
             let _ = tx.blocking_send(Ok(ReadingsChunk::End { skipped_lines }));
         });
         Ok(ReadingChunks { files: files.len(), rx })
@@ -241,6 +252,7 @@ impl History {
         })
         .await
         .map_err(|e| HistoryError::Reader(e.to_string()))??;
+        count_skipped(buckets.skipped_lines);
         Ok(downsample(&buckets.points(), max_points))
     }
 }

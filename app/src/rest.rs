@@ -1,6 +1,7 @@
-//! The JSON API for other clients, and the CSV export. Reads go through the SQLite index and
+//! The JSON API for other clients, and the CSV export: axum handlers beside the server
+//! functions, over the same history and live board. Reads go through the SQLite index and
 //! the archive; bad parameters get a 400 with one sentence, failures a 503 that says what is
-//! unavailable.
+//! unavailable. The server routes them (`server/src/web.rs`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -13,9 +14,22 @@ use serde_json::json;
 use thermoalert_pipeline::history::{HistoryError, ReadingChunks, ReadingsChunk};
 use thermoalert_pipeline::model::Reading;
 
-use crate::telemetry;
-use crate::web::AppState;
+use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::query::api::{self as params, BadParam, Params, Source};
+
+use crate::live::LiveHub;
+
+/// History queries refused because too many were running (counted here, where they are).
+pub const BUSY: &str = "thermoalert_history_queries_refused_total";
+
+/// What the JSON API reads.
+#[derive(Clone)]
+pub struct RestState {
+    /// The index and the archive.
+    pub history: History,
+    /// The latest reading of each sensor.
+    pub hub: LiveHub,
+}
 
 /// What an API call can fail with.
 pub enum ApiError {
@@ -56,7 +70,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, m)
             }
             ApiError::Busy(m) => {
-                telemetry::busy();
+                metrics::counter!(BUSY).increment(1);
                 let body = Json(json!({ "error": m }));
                 return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], body)
                     .into_response();
@@ -72,7 +86,7 @@ fn now_ms() -> i64 {
 
 /// `GET /api/sensors`: every sensor seen, with its latest live reading if any.
 pub async fn sensors(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
     params::only(&q, &[])?;
@@ -96,7 +110,7 @@ pub async fn sensors(
 /// `GET /api/alerts?severity=&sensor=&kind=&state=&from=&to=&limit=`: alerts from the index,
 /// most severe first, then most recent.
 pub async fn alerts(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
     let filter = params::alerts(&q)?;
@@ -116,7 +130,7 @@ pub async fn alerts(
 /// The raw readings of `sensor` in `[from, to)` (default: the last hour), with the range, as
 /// they are read.
 async fn raw_readings(
-    state: &AppState,
+    state: &RestState,
     q: &Params,
 ) -> Result<(String, i64, i64, ReadingChunks), ApiError> {
     let (sensor, from, to) = params::readings(q, now_ms())?;
@@ -166,7 +180,7 @@ fn streamed(
 
 /// `GET /api/readings?sensor=&from=&to=`: raw readings of one sensor (default: last hour).
 pub async fn readings(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
     let (sensor, from, to, chunks) = raw_readings(&state, &q).await?;
@@ -186,7 +200,7 @@ pub async fn readings(
 /// `GET /api/history/{sensor}?from=&to=&points=&source=raw|windows`: a chart series, raw
 /// readings downsampled to at most `points` (extremes kept), or closed window statistics.
 pub async fn history(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     Path(sensor): Path<String>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
@@ -211,7 +225,7 @@ pub async fn history(
 /// `GET /api/export.csv?sensor=&from=&to=`: raw readings as CSV, streamed as the archive is
 /// read.
 pub async fn export_csv(
-    State(state): State<AppState>,
+    State(state): State<RestState>,
     Query(q): Query<Params>,
 ) -> Result<Response, ApiError> {
     let (sensor, from, to, chunks) = raw_readings(&state, &q).await?;
