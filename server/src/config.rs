@@ -266,6 +266,10 @@ pub struct SimulateArgs {
     #[arg(long, env = "THERMO_KAFKA_BROKERS")]
     pub kafka_brokers: String,
 
+    /// Partitions of the topics created when they are missing (as the server creates them).
+    #[arg(long, env = "THERMO_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+
     /// Number of simulated sensors (`sensor1` … `sensorN`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub sensors: u32,

@@ -371,6 +371,11 @@ fn seed_from_clock() -> u64 {
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    // A fresh cluster has no topics yet (and brokers usually do not create them on use).
+    let plan = TopicPlan { partitions: args.partitions };
+    kafka::ensure_topics(&args.kafka_brokers, &plan, BROKER_TIMEOUT)
+        .await
+        .with_context(|| format!("THERMO_KAFKA_BROKERS={}", args.kafka_brokers))?;
     let producer = kafka::producer(&args.kafka_brokers)?;
     // Connected before the first reading is stamped: the simulated sensors' clock starts
     // when they can send (otherwise the first burst waits out the connection, ~0.5 s).
