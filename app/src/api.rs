@@ -253,8 +253,6 @@ pub async fn sensor_history(sensor_id: String, range: Range) -> Result<ChartData
 /// Server-side helpers of the functions above.
 #[cfg(feature = "ssr")]
 mod server {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
     use leptos::prelude::*;
     use thermoalert_pipeline::history::History;
     use thermoalert_pipeline::index::AlertRecord;
@@ -286,9 +284,7 @@ mod server {
         ServerFnError::new(format!("the history is unavailable: {e}"))
     }
 
-    pub fn now_ms() -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-    }
+    pub use thermoalert_pipeline::clock::now_ms;
 
     pub fn row(r: AlertRecord) -> AlertRow {
         AlertRow {

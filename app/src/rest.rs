@@ -3,8 +3,6 @@
 //! the archive; bad parameters get a 400 with one sentence, failures a 503 that says what is
 //! unavailable. The server routes them (`server/src/web.rs`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -14,6 +12,7 @@ use serde_json::json;
 use thermoalert_pipeline::history::{HistoryError, ReadingChunks, ReadingsChunk};
 use thermoalert_pipeline::model::Reading;
 
+use thermoalert_pipeline::clock::now_ms;
 use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::query::api::{self as params, BadParam, Params, Source};
 
@@ -78,10 +77,6 @@ impl IntoResponse for ApiError {
         };
         (status, Json(json!({ "error": message }))).into_response()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// `GET /api/sensors`: every sensor seen, with its latest live reading if any.

@@ -28,6 +28,8 @@ pub mod window;
 
 #[cfg(feature = "archive")]
 pub mod archive;
+#[cfg(any(feature = "archive", feature = "kafka"))]
+pub mod clock;
 #[cfg(feature = "index")]
 pub mod history;
 #[cfg(feature = "index")]

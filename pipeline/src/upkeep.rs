@@ -206,9 +206,7 @@ pub async fn run(
             _ = shutdown.changed() => return,
             _ = tick.tick() => {}
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = crate::clock::now_ms();
         match upkeep.compact(day_start(now), now).await {
             Ok(r) if r.days_compacted > 0 => {
                 metrics::compacted(r.files_merged);

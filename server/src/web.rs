@@ -19,17 +19,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use thermoalert_app::api::{HealthProbe, Problem};
 use thermoalert_app::auth::Operators;
+use thermoalert_app::edge::{self, ReadsGate};
 use thermoalert_app::live::LiveHub;
 use thermoalert_app::live::follow::Follower;
+use thermoalert_app::rest::{self, RestState};
 use thermoalert_app::settings::Settings;
 use thermoalert_app::{App, shell};
 use thermoalert_pipeline::archive::Store;
 use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::kafka;
 use thermoalert_pipeline::topics;
-
-use thermoalert_app::edge::{self, ReadsGate};
-use thermoalert_app::rest::{self, RestState};
 
 use crate::telemetry;
 

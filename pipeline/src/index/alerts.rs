@@ -3,7 +3,7 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{Index, IndexError, query_err, seconds_to_ms, upsert};
+use super::{Index, IndexError, push_list, query_err, seconds_to_ms, upsert};
 use crate::model::{Alert, AlertFilter, AlertState, Level};
 
 /// An alert with what operators did about it.
@@ -65,11 +65,7 @@ fn any_of<T>(q: &mut QueryBuilder<Sqlite>, column: &str, values: &[T], name: imp
         return;
     }
     q.push(format!(" AND {column} IN ("));
-    let mut list = q.separated(", ");
-    for v in values {
-        list.push_bind(name(v));
-    }
-    list.push_unseparated(")");
+    push_list(q, values.iter().map(name));
 }
 
 impl Index {

@@ -1,9 +1,9 @@
 //! The archive catalog: every archive file with its sensor, stream, time range and size, so
 //! that history queries, compaction and retention never list the store.
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 
-use super::{CHUNK, Index, IndexError, push_list, query_err, upsert};
+use super::{Index, IndexError, delete_in, query_err, upsert};
 use crate::archive::{ArchiveFile, Stream};
 
 const DAY_MS: i64 = 86_400_000;
@@ -180,11 +180,8 @@ impl Index {
         written_ms: i64,
     ) -> Result<(), IndexError> {
         let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
-        for chunk in old.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM archive_files WHERE path IN (");
-            push_list(&mut q, chunk);
-            q.build().execute(&mut *tx).await.map_err(query_err("forget archive files"))?;
-        }
+        let forget = "DELETE FROM archive_files WHERE path IN (";
+        delete_in(&mut tx, "forget archive files", forget, old).await?;
         if let Some((f, stream)) = new {
             sqlx::query(
                 "INSERT INTO archive_files (path, stream, sensor_id, first_ms, last_ms, records, \

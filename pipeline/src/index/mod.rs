@@ -148,6 +148,24 @@ async fn upsert<T>(
     Ok(())
 }
 
+/// Runs `delete` (a statement ending in `IN (`) with `values`, [`CHUNK`] at a time.
+async fn delete_in<T>(
+    conn: &mut SqliteConnection,
+    op: &'static str,
+    delete: &'static str,
+    values: &[T],
+) -> Result<(), IndexError>
+where
+    for<'a> &'a T: sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite>,
+{
+    for chunk in values.chunks(CHUNK) {
+        let mut q = QueryBuilder::<Sqlite>::new(delete);
+        push_list(&mut q, chunk);
+        q.build().execute(&mut *conn).await.map_err(query_err(op))?;
+    }
+    Ok(())
+}
+
 /// `... IN (?, ?, …)` of `values`, closing the parenthesis `q` opened.
 fn push_list<'a, T>(q: &mut QueryBuilder<Sqlite>, values: impl IntoIterator<Item = T>)
 where

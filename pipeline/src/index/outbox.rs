@@ -6,7 +6,7 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::{CHUNK, Index, IndexError, push_list, query_err};
+use super::{CHUNK, Index, IndexError, delete_in, query_err};
 
 /// A message for a Kafka topic, kept until the broker acknowledges it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +76,8 @@ impl Index {
 
     /// Forgets the messages `ids`: the broker has them.
     pub async fn outbox_sent(&self, ids: &[i64]) -> Result<(), IndexError> {
-        for chunk in ids.chunks(CHUNK) {
-            let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM outbox WHERE id IN (");
-            push_list(&mut q, chunk);
-            q.build().execute(&self.pool).await.map_err(query_err("clear the outbox"))?;
-        }
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(query_err("clear the outbox"))?;
+        delete_in(&mut conn, "clear the outbox", "DELETE FROM outbox WHERE id IN (", ids).await
     }
 }
 

@@ -14,8 +14,9 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use super::pending::{Flush, Pending};
-use super::{RunnerError, metrics, now_ms};
+use super::{RunnerError, metrics};
 use crate::archive::{ArchiveFile, Store};
+use crate::clock::now_ms;
 use crate::index::{Index, IndexBatch, OutboxRecord};
 use crate::kafka::{self, ReadingsConsumer};
 use crate::topics;

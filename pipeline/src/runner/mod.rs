@@ -24,7 +24,7 @@ pub mod pending;
 mod rebalance;
 pub mod status;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rdkafka::message::Message;
 use tokio::sync::{mpsc, watch};
@@ -36,6 +36,7 @@ use self::flush::{InFlight, settle};
 use self::pending::Pending;
 pub use self::status::{ConsumerDelay, SensorLimit};
 use crate::archive::ArchiveBuffer;
+use crate::clock::now_ms;
 use crate::index::{IndexError, OutboxRecord};
 use crate::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
 use crate::live::LiveView;
@@ -80,10 +81,6 @@ pub struct Runner<L> {
     pub sensor_limit: SensorLimit,
     /// How far behind the consumer is.
     pub delay: ConsumerDelay,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl<L: LiveView> Runner<L> {

@@ -51,7 +51,7 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Nothing pending; archive files are named after `writer_id`.
+    /// Nothing pending yet; `archive` buffers what the next flush writes.
     pub fn new(archive: ArchiveBuffer) -> Pending {
         Pending {
             archive,

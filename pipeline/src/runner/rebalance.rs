@@ -13,7 +13,8 @@ use tracing::{error, info, warn};
 
 use super::flush::{InFlight, offset_list, settle};
 use super::pending::Pending;
-use super::{Runner, RunnerError, now_ms};
+use super::{Runner, RunnerError};
+use crate::clock::now_ms;
 use crate::kafka::{self, Rebalance};
 use crate::live::LiveView;
 
