@@ -1,46 +1,53 @@
-//! Sensor settings an operator changes while the server runs (thresholds today): one shared
-//! view of them for the pages, and a channel that hands each change to the pipeline task,
-//! which owns the core. Saving a change to the index is the caller's job, before `set`.
+//! The pipeline core's settings as the pages see them, and the one place where an operator
+//! changes them while the server runs (thresholds today). The threshold table lives in a
+//! watch channel: the pages read its current value, the pipeline task (which owns the core)
+//! receives each new table whole. Saving a change to the index is the caller's job, before
+//! [`Settings::set`].
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use thermoalert_pipeline::processor::ProcessorConfig;
-use thermoalert_pipeline::rules::Thresholds;
-use tokio::sync::mpsc;
-
-/// A threshold change on its way to the pipeline.
-pub type Change = (String, Thresholds);
+use thermoalert_pipeline::rules::{ThresholdTable, Thresholds};
+use tokio::sync::watch;
 
 /// Cheap to clone; every clone sees and makes the same changes.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    config: Arc<RwLock<ProcessorConfig>>,
-    changes: mpsc::UnboundedSender<Change>,
+    thresholds: watch::Sender<Arc<ThresholdTable>>,
+    max_sensors: usize,
 }
 
 impl Settings {
-    /// The settings the pipeline starts with, and the receiving end of later changes.
-    pub fn new(config: ProcessorConfig) -> (Settings, mpsc::UnboundedReceiver<Change>) {
-        let (changes, rx) = mpsc::unbounded_channel();
-        (Settings { config: Arc::new(RwLock::new(config)), changes }, rx)
+    /// The settings the pipeline starts with, and the pipeline's end of later changes.
+    pub fn new(config: &ProcessorConfig) -> (Settings, watch::Receiver<Arc<ThresholdTable>>) {
+        let (thresholds, rx) = watch::channel(Arc::clone(&config.thresholds));
+        (Settings { thresholds, max_sensors: config.max_sensors }, rx)
     }
 
     /// The thresholds `sensor_id` is judged by.
     pub fn thresholds(&self, sensor_id: &str) -> Thresholds {
-        *self.config.read().expect("settings lock").thresholds(sensor_id)
+        *self.thresholds.borrow().of(sensor_id)
     }
 
     /// The thresholds of sensors without their own.
     pub fn defaults(&self) -> Thresholds {
-        self.config.read().expect("settings lock").defaults
+        self.thresholds.borrow().defaults
+    }
+
+    /// Sensors the pipeline tracks at most (`THERMO_MAX_SENSORS`).
+    pub fn max_sensors(&self) -> usize {
+        self.max_sensors
     }
 
     /// Judges `sensor_id` by `thresholds` from now on. They must be valid (checked by the
-    /// caller, who reports why not).
+    /// caller, who reports why not). The table is copied only while the pipeline still holds
+    /// the previous one.
     pub fn set(&self, sensor_id: &str, thresholds: Thresholds) {
-        self.config.write().expect("settings lock").per_sensor.insert(sensor_id.into(), thresholds);
-        // The pipeline only stops listening when the server shuts down.
-        let _ = self.changes.send((sensor_id.to_owned(), thresholds));
+        // `send_modify` changes the value even when no one listens (the pipeline only stops
+        // listening when the server shuts down).
+        self.thresholds.send_modify(|table| {
+            Arc::make_mut(table).per_sensor.insert(sensor_id.to_owned(), thresholds);
+        });
     }
 }
 
@@ -50,11 +57,22 @@ mod tests {
 
     #[test]
     fn a_change_is_seen_at_once_and_handed_to_the_pipeline() {
-        let (settings, mut rx) = Settings::new(ProcessorConfig::default());
+        let (settings, mut rx) = Settings::new(&ProcessorConfig::default());
         let t = Thresholds { high: 10.0, critical: 20.0, hysteresis: 1.0 };
         settings.clone().set("s", t);
         assert_eq!(settings.thresholds("s"), t);
         assert_eq!(settings.thresholds("other"), Thresholds::default());
-        assert_eq!(rx.try_recv().unwrap(), ("s".to_owned(), t));
+        assert!(rx.has_changed().unwrap());
+        let table = rx.borrow_and_update();
+        assert_eq!((*table.of("s"), *table.of("other")), (t, Thresholds::default()));
+    }
+
+    #[test]
+    fn the_table_the_pipeline_holds_does_not_change_under_it() {
+        let (settings, rx) = Settings::new(&ProcessorConfig::default());
+        let held = Arc::clone(&rx.borrow());
+        settings.set("s", Thresholds { high: 10.0, critical: 20.0, hysteresis: 1.0 });
+        assert!(held.per_sensor.is_empty());
+        assert_eq!(rx.borrow().per_sensor.len(), 1);
     }
 }

@@ -3,7 +3,7 @@
 //! time with each call, and calls [`Processor::tick`] regularly (about once a second) so that
 //! idle sensors close their windows and silent ones are reported offline.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -11,16 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::episode::Episode;
 use crate::model::{Alert, Level, Reading, SensorWindow, WindowStats};
 use crate::offline::{DEFAULT_OFFLINE_AFTER_MS, Liveness};
-use crate::rules::Thresholds;
+use crate::rules::{ThresholdTable, Thresholds};
 use crate::window::{Placement, SensorWindows, WindowConfig};
 
 /// Settings of the core.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessorConfig {
-    /// Thresholds of sensors without their own.
-    pub defaults: Thresholds,
-    /// Per-sensor overrides.
-    pub per_sensor: HashMap<String, Thresholds>,
+    /// Every sensor's thresholds (replaced whole by [`Processor::set_thresholds`]).
+    pub thresholds: Arc<ThresholdTable>,
     pub windows: WindowConfig,
     /// Processing-time silence after which a known sensor is offline.
     pub offline_after_ms: i64,
@@ -34,19 +32,11 @@ pub const DEFAULT_MAX_SENSORS: usize = 100_000;
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
-            defaults: Thresholds::default(),
-            per_sensor: HashMap::new(),
+            thresholds: Arc::default(),
             windows: WindowConfig::default(),
             offline_after_ms: DEFAULT_OFFLINE_AFTER_MS,
             max_sensors: DEFAULT_MAX_SENSORS,
         }
-    }
-}
-
-impl ProcessorConfig {
-    /// The thresholds `sensor_id` is judged by.
-    pub fn thresholds(&self, sensor_id: &str) -> &Thresholds {
-        self.per_sensor.get(sensor_id).unwrap_or(&self.defaults)
     }
 }
 
@@ -84,6 +74,8 @@ pub struct Counters {
 
 #[derive(Debug)]
 struct SensorState {
+    /// This sensor's row of [`ProcessorConfig::thresholds`], kept here to spare a lookup per
+    /// reading.
     thresholds: Thresholds,
     episode: Episode,
     windows: SensorWindows,
@@ -152,7 +144,7 @@ impl Processor {
             }
             None => self.sensors.entry(reading.sensor_id.as_str().into()).or_insert_with(|| {
                 SensorState {
-                    thresholds: *config.thresholds(&reading.sensor_id),
+                    thresholds: *config.thresholds.of(&reading.sensor_id),
                     episode: Episode::default(),
                     windows: SensorWindows::default(),
                     liveness: Liveness::new(now_ms, event_ms, reading.temperature),
@@ -219,7 +211,7 @@ impl Processor {
             let mut liveness = snap.liveness;
             liveness.resume(now_ms);
             let state = SensorState {
-                thresholds: *self.config.thresholds(&snap.sensor_id),
+                thresholds: *self.config.thresholds.of(&snap.sensor_id),
                 episode: snap.episode,
                 windows: snap.windows,
                 liveness,
@@ -229,13 +221,14 @@ impl Processor {
         }
     }
 
-    /// Judges `sensor_id` by `thresholds` from its next reading on (an operator changed
-    /// them). An open episode continues and is re-judged by the new values.
-    pub fn set_thresholds(&mut self, sensor_id: &str, thresholds: Thresholds) {
-        if let Some(state) = self.sensors.get_mut(sensor_id) {
-            state.thresholds = thresholds;
+    /// Judges every sensor by `table` from its next reading on (an operator changed a
+    /// sensor's thresholds). Open episodes continue and are re-judged by the new values.
+    /// Visits every sensor: operators' changes are rare, readings are not.
+    pub fn set_thresholds(&mut self, table: Arc<ThresholdTable>) {
+        for (id, state) in &mut self.sensors {
+            state.thresholds = *table.of(id);
         }
-        self.config.per_sensor.insert(sensor_id.to_owned(), thresholds);
+        self.config.thresholds = table;
     }
 
     /// Drops a sensor's state (its readings now go to another instance); true if it was kept.
@@ -280,11 +273,15 @@ mod tests {
 
     #[test]
     fn sensors_are_judged_by_their_own_thresholds() {
-        let mut config = ProcessorConfig::default();
-        config
-            .per_sensor
-            .insert("freezer".into(), Thresholds { high: -15.0, critical: -10.0, hysteresis: 1.0 });
-        let mut p = Processor::new(config);
+        let freezer = Thresholds { high: -15.0, critical: -10.0, hysteresis: 1.0 };
+        let table = ThresholdTable {
+            per_sensor: [("freezer".to_owned(), freezer)].into(),
+            ..ThresholdTable::default()
+        };
+        let mut p = Processor::new(ProcessorConfig {
+            thresholds: Arc::new(table),
+            ..ProcessorConfig::default()
+        });
         let mut out = Output::default();
         assert_eq!(p.process(&reading("freezer", 1.0, -12.0), 1_000, &mut out), Level::High);
         assert_eq!(p.process(&reading("oven", 1.0, -12.0), 1_000, &mut out), Level::Normal);
@@ -418,12 +415,14 @@ mod tests {
         let mut p = Processor::new(ProcessorConfig::default());
         let mut out = Output::default();
         assert_eq!(p.process(&reading("s", 1.0, 85.0), 1_000, &mut out), Level::High);
+        assert_eq!(p.process(&reading("other", 1.0, 85.0), 1_000, &mut out), Level::High);
         let relaxed = Thresholds { high: 90.0, critical: 95.0, hysteresis: 1.0 };
-        p.set_thresholds("s", relaxed);
-        p.set_thresholds("later", relaxed);
+        let per_sensor = [("s".to_owned(), relaxed), ("later".to_owned(), relaxed)].into();
+        p.set_thresholds(Arc::new(ThresholdTable { per_sensor, ..ThresholdTable::default() }));
         assert_eq!(p.process(&reading("s", 2.0, 85.0), 2_000, &mut out), Level::Normal);
         assert_eq!(p.process(&reading("later", 2.0, 92.0), 2_000, &mut out), Level::High);
-        assert_eq!(p.config().thresholds("s"), &relaxed);
+        assert_eq!(p.process(&reading("other", 2.0, 85.0), 2_000, &mut out), Level::High);
+        assert_eq!(p.config().thresholds.of("s"), &relaxed);
     }
 
     #[test]

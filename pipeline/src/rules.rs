@@ -88,6 +88,26 @@ impl Thresholds {
     }
 }
 
+/// Every sensor's thresholds: the defaults and each sensor's own. The one table the pipeline
+/// judges by and the pages show. It is shared as an immutable snapshot (`Arc`): a change makes
+/// a new table (see `thermoalert_app::settings`), the core takes it whole
+/// ([`crate::processor::Processor::set_thresholds`]), and the index only keeps the changes
+/// made from the dashboard, to build the table again at the next start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThresholdTable {
+    /// The thresholds of sensors without their own.
+    pub defaults: Thresholds,
+    /// Each sensor's own.
+    pub per_sensor: HashMap<String, Thresholds>,
+}
+
+impl ThresholdTable {
+    /// The thresholds `sensor_id` is judged by.
+    pub fn of(&self, sensor_id: &str) -> &Thresholds {
+        self.per_sensor.get(sensor_id).unwrap_or(&self.defaults)
+    }
+}
+
 /// Thresholds given for one sensor in `THERMO_SENSOR_THRESHOLDS`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SensorThresholds {

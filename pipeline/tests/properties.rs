@@ -104,7 +104,7 @@ proptest! {
             }
         }
         for (sensor, temps) in &temps {
-            let expected = expected_instant_alerts(temps, &config.defaults);
+            let expected = expected_instant_alerts(temps, &config.thresholds.defaults);
             prop_assert_eq!(got.remove(sensor).unwrap_or_default(), expected, "{}", sensor);
         }
         prop_assert!(got.is_empty(), "alerts of sensors that sent nothing: {:?}", got);

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use thermoalert_pipeline::parse::ParseLimits;
 use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::rules::{
-    DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, SensorThresholdList, Thresholds,
-    parse_sensor_thresholds,
+    DEFAULT_CRITICAL, DEFAULT_HIGH, DEFAULT_HYSTERESIS, SensorThresholdList, ThresholdTable,
+    Thresholds, parse_sensor_thresholds,
 };
 use thermoalert_pipeline::simulate::DEFAULT_EXCURSION_CHANCE;
 use thermoalert_pipeline::window::WindowConfig;
@@ -242,8 +243,10 @@ impl ServeArgs {
     pub fn processor_config(&self) -> anyhow::Result<ProcessorConfig> {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Ok(ProcessorConfig {
-            defaults: self.thresholds()?,
-            per_sensor: self.per_sensor_thresholds()?,
+            thresholds: Arc::new(ThresholdTable {
+                defaults: self.thresholds()?,
+                per_sensor: self.per_sensor_thresholds()?,
+            }),
             windows: WindowConfig {
                 size_ms: ms(self.window),
                 lateness_ms: ms(self.lateness),

@@ -184,16 +184,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Sensors' episodes and windows continue where this instance saved them, restored
     // partition by partition as the group assigns them (see `thermoalert_pipeline::runner`).
     // Thresholds saved from the dashboard win over the configured ones: they are newer.
+    let table = Arc::make_mut(&mut core.thresholds);
     for (sensor, saved) in index.saved_thresholds().await? {
-        if let Some(configured) = core.per_sensor.get(&sensor).filter(|c| **c != saved) {
+        if let Some(configured) = table.per_sensor.get(&sensor).filter(|c| **c != saved) {
             info!(%sensor, ?configured, ?saved, "using the thresholds saved from the dashboard");
         }
-        core.per_sensor.insert(sensor, saved);
+        table.per_sensor.insert(sensor, saved);
     }
-    let (settings, setting_changes) = Settings::new(core.clone());
+    let (settings, thresholds) = Settings::new(&core);
     let operators = operators::load(&args)?;
     let gate = ArchiveGate::default();
-    let sensor_limit = SensorLimit::new(core.max_sensors);
+    let sensor_limit = SensorLimit::default();
     let delay = ConsumerDelay::default();
     let processor = Processor::new(core);
     let rebalances = kafka::Rebalances::default();
@@ -219,7 +220,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         writer_id: writer_id(),
         flush_interval: args.flush_interval,
         rebalances,
-        setting_changes,
+        thresholds,
         limits: args.parse_limits(),
         sensor_limit: sensor_limit.clone(),
         delay: delay.clone(),

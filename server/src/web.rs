@@ -180,7 +180,7 @@ fn warnings(state: &AppState) -> Vec<Problem> {
     if refused == 0 {
         return Vec::new();
     }
-    let max = state.sensor_limit.max;
+    let max = state.settings.max_sensors();
     let error = format!(
         "Sensor limit reached: {refused} readings of sensors beyond the {max} tracked were refused."
     );

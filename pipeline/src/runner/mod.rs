@@ -24,10 +24,11 @@ pub mod pending;
 mod rebalance;
 pub mod status;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -43,7 +44,7 @@ use crate::live::LiveView;
 use crate::model::Reading;
 use crate::parse::{ParseLimits, parse_reading_into};
 use crate::processor::{Output, Processor};
-use crate::rules::Thresholds;
+use crate::rules::ThresholdTable;
 use crate::topics;
 
 /// How often processing time is handed to the core (idle windows, offline sensors).
@@ -64,7 +65,7 @@ pub enum RunnerError {
 
 /// Everything the loop needs.
 pub struct Runner<L> {
-    pub consumer: std::sync::Arc<ReadingsConsumer>,
+    pub consumer: Arc<ReadingsConsumer>,
     pub processor: Processor,
     pub sinks: Sinks,
     pub live: L,
@@ -73,8 +74,8 @@ pub struct Runner<L> {
     pub flush_interval: Duration,
     /// Rebalances queued by the consumer, applied by the loop.
     pub rebalances: Rebalances,
-    /// Thresholds operators changed on the dashboard, by sensor.
-    pub setting_changes: mpsc::UnboundedReceiver<(String, Thresholds)>,
+    /// Every sensor's thresholds, a new table each time an operator changes them.
+    pub thresholds: watch::Receiver<Arc<ThresholdTable>>,
     /// What a message must be to be a reading.
     pub limits: ParseLimits,
     /// Counts readings refused because the sensor limit is reached.
@@ -107,8 +108,9 @@ impl<L: LiveView> Runner<L> {
                 // ready (a batch per burst of messages, not per message).
                 biased;
                 _ = shutdown.changed() => break,
-                Some((sensor, thresholds)) = self.setting_changes.recv() => {
-                    self.processor.set_thresholds(&sensor, thresholds);
+                Ok(()) = self.thresholds.changed() => {
+                    let table = Arc::clone(&self.thresholds.borrow_and_update());
+                    self.processor.set_thresholds(table);
                 }
                 _ = self.rebalances.changed() => {
                     while let Some(change) = self.rebalances.next() {
@@ -149,7 +151,8 @@ impl<L: LiveView> Runner<L> {
                             let detail = format!(
                                 "sensor `{}` is beyond the {} sensors tracked at most \
                                  (THERMO_MAX_SENSORS)",
-                                reading.sensor_id, self.sensor_limit.max
+                                reading.sensor_id,
+                                self.processor.config().max_sensors
                             );
                             pending.push(dead_letter::record(&msg, bytes, dead_letter::SENSOR_LIMIT, &detail));
                         }

@@ -44,18 +44,14 @@ impl ConsumerDelay {
 }
 
 /// The sensor limit as the web sees it: how many readings of sensors beyond
-/// `THERMO_MAX_SENSORS` were set aside.
+/// `THERMO_MAX_SENSORS` (the core's [`crate::processor::ProcessorConfig::max_sensors`]) were
+/// set aside.
 #[derive(Debug, Clone, Default)]
 pub struct SensorLimit {
-    pub max: usize,
     refused: Arc<AtomicU64>,
 }
 
 impl SensorLimit {
-    pub fn new(max: usize) -> SensorLimit {
-        SensorLimit { max, refused: Arc::default() }
-    }
-
     /// Readings refused since the start.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -91,10 +87,10 @@ mod tests {
 
     #[test]
     fn clones_share_the_refused_count() {
-        let limit = SensorLimit::new(3);
+        let limit = SensorLimit::default();
         let web = limit.clone();
         limit.refuse();
         limit.refuse();
-        assert_eq!((web.max, web.refused()), (3, 2));
+        assert_eq!(web.refused(), 2);
     }
 }
