@@ -108,10 +108,13 @@ pub enum LiveEvent {
 }
 
 impl LiveEvent {
+    /// The name of [`LiveEvent::Alert`] events, which the hub frames from the alert's own JSON.
+    pub const ALERT: &'static str = "alert";
+
     pub fn name(&self) -> &'static str {
         match self {
             LiveEvent::Reading(_) => "reading",
-            LiveEvent::Alert(_) => "alert",
+            LiveEvent::Alert(_) => LiveEvent::ALERT,
             LiveEvent::Window(_) => "window",
             LiveEvent::Acknowledged(_) => "acknowledged",
         }

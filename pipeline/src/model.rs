@@ -2,6 +2,8 @@
 //! (`../shared/DESIGN.md`): readings in, alerts out. Shared by the server and the browser, so
 //! nothing here does I/O.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize, Serializer};
 
 /// One temperature measurement as a sensor publishes it on `temperature_data`.
@@ -234,6 +236,37 @@ impl Alert {
     /// The id of the episode of `kind` on `sensor_id` that opened at `opened_ms`.
     pub fn id_for(kind: AlertKind, sensor_id: &str, opened_ms: i64) -> String {
         format!("{}-{}-{}", kind.as_str(), sensor_id, opened_ms)
+    }
+}
+
+/// An alert with its JSON, encoded once on its way out: the alerts topic, the archive, the
+/// index and the live view all carry these same bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedAlert {
+    alert: Alert,
+    json: Arc<str>,
+}
+
+impl EncodedAlert {
+    pub fn new(alert: Alert) -> Self {
+        // Serializing our own type into a string cannot fail.
+        let json = serde_json::to_string(&alert).expect("alerts serialize").into();
+        EncodedAlert { alert, json }
+    }
+
+    pub fn alert(&self) -> &Alert {
+        &self.alert
+    }
+
+    /// The alert as JSON: one line, no line break.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+impl From<Alert> for EncodedAlert {
+    fn from(alert: Alert) -> Self {
+        EncodedAlert::new(alert)
     }
 }
 

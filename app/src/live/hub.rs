@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use thermoalert_pipeline::live::LiveView;
-use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading, SensorWindow};
+use thermoalert_pipeline::model::{
+    Alert, AlertKind, AlertState, EncodedAlert, Level, Reading, SensorWindow,
+};
 use tokio::sync::broadcast;
 
 use super::{AlertAck, LiveEvent, MAX_CHARTED, Overview, RECENT_ALERTS, SensorView, Trail};
@@ -50,10 +52,11 @@ struct Outbox {
 }
 
 impl Outbox {
-    fn push(&mut self, event: &LiveEvent) {
-        // serde_json writes no raw line break, so the JSON is one `data:` line.
-        let _ = write!(self.frames, "event: {}\ndata: ", event.name());
-        serde_json::to_writer(&mut self.frames, event).expect("live events serialize");
+    /// One frame of event `name` whose data `write_json` writes. serde_json writes no raw line
+    /// break, so the JSON is one `data:` line.
+    fn push(&mut self, name: &str, write_json: impl FnOnce(&mut Vec<u8>)) {
+        let _ = write!(self.frames, "event: {name}\ndata: ");
+        write_json(&mut self.frames);
         self.frames.extend_from_slice(b"\n\n");
         self.count += 1;
         self.next += 1;
@@ -94,11 +97,22 @@ impl LiveHub {
 
     /// Adds an event to the outbox, sending the batch if it is full.
     fn send(&self, event: impl FnOnce() -> LiveEvent) {
+        self.send_frame(|outbox| {
+            let event = event();
+            outbox.push(event.name(), |frames| {
+                serde_json::to_writer(frames, &event).expect("live events serialize")
+            });
+        });
+    }
+
+    /// Adds the frame `push` writes to the outbox (if anyone follows), sending the batch if it
+    /// is full.
+    fn send_frame(&self, push: impl FnOnce(&mut Outbox)) {
         if self.tx.receiver_count() == 0 {
             return;
         }
         let mut outbox = self.outbox.lock().expect("live outbox lock");
-        outbox.push(&event());
+        push(&mut outbox);
         if outbox.frames.len() >= BATCH_BYTES
             && let Some(batch) = outbox.take()
         {
@@ -148,7 +162,10 @@ impl LiveHub {
         }
     }
 
-    pub fn publish_alert(&self, alert: &Alert) {
+    /// An alert, sent as the JSON it carries (the same bytes as on the alerts topic; an
+    /// alert event's data is the alert itself, [`LiveEvent::Alert`]).
+    pub fn publish_alert(&self, encoded: &EncodedAlert) {
+        let alert = encoded.alert();
         {
             let mut board = self.board.write().expect("live board lock");
             if alert.kind == AlertKind::Offline
@@ -159,7 +176,11 @@ impl LiveHub {
             board.recent_alerts.push_front(alert.clone());
             board.recent_alerts.truncate(RECENT_ALERTS);
         }
-        self.send(|| LiveEvent::Alert(alert.clone()));
+        self.send_frame(|outbox| {
+            outbox.push(LiveEvent::ALERT, |frames| {
+                frames.extend_from_slice(encoded.json().as_bytes())
+            });
+        });
     }
 
     /// A window result (first or revised); only streamed, the overview does not keep it.
@@ -234,7 +255,7 @@ impl LiveView for LiveHub {
         LiveHub::publish_window(self, window);
     }
 
-    fn publish_alert(&self, alert: &Alert) {
+    fn publish_alert(&self, alert: &EncodedAlert) {
         LiveHub::publish_alert(self, alert);
     }
 
@@ -360,6 +381,7 @@ mod tests {
     #[test]
     fn an_offline_alert_marks_the_sensor_until_it_clears() {
         let hub = LiveHub::new(8);
+        let mut sub = hub.subscribe();
         hub.publish_reading(&reading("a", 1.0, 20.0), Level::Normal);
         let offline = |state| Alert {
             alert_id: "offline-a-1000".into(),
@@ -372,10 +394,22 @@ mod tests {
             threshold: 30.0,
             window: None,
         };
-        hub.publish_alert(&offline(AlertState::Open));
+        hub.publish_alert(&offline(AlertState::Open).into());
         assert!(hub.sensor("a").unwrap().offline);
-        hub.publish_alert(&offline(AlertState::Cleared));
+        hub.publish_alert(&offline(AlertState::Cleared).into());
         assert!(!hub.sensor("a").unwrap().offline);
+        hub.flush();
+        let sent = frames(&next_now(&mut sub).expect("one batch"));
+        let events: Vec<LiveEvent> =
+            sent.iter().skip(1).map(|(_, data)| serde_json::from_str(data).unwrap()).collect();
+        assert_eq!(sent[1].0, "alert");
+        assert_eq!(
+            events,
+            [
+                LiveEvent::Alert(offline(AlertState::Open)),
+                LiveEvent::Alert(offline(AlertState::Cleared))
+            ]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use super::{ArchiveFile, Batch, HOUR_MS, MAX_FILE_BYTES, Stream};
-use crate::model::{Alert, Reading};
+use crate::model::{EncodedAlert, Reading};
 
 /// One archive file being appended to: a stream, a sensor and an hour of event time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -61,16 +61,24 @@ impl ArchiveBuffer {
     }
 
     pub fn push_reading(&mut self, reading: &Reading) {
-        self.push(Stream::Readings, &reading.sensor_id, reading.event_time_ms(), reading);
+        self.push(Stream::Readings, &reading.sensor_id, reading.event_time_ms(), |lines| {
+            // Serializing our own type into a Vec cannot fail.
+            serde_json::to_writer(lines, reading).expect("readings serialize");
+        });
     }
 
-    pub fn push_alert(&mut self, alert: &Alert) {
+    /// An alert, as the JSON it already carries.
+    pub fn push_alert(&mut self, encoded: &EncodedAlert) {
+        let alert = encoded.alert();
         let ms = (alert.timestamp * 1000.0).floor() as i64;
-        self.push(Stream::of_alert(alert.kind), &alert.sensor_id, ms, alert);
+        self.push(Stream::of_alert(alert.kind), &alert.sensor_id, ms, |lines| {
+            lines.extend_from_slice(encoded.json().as_bytes());
+        });
     }
 
+    /// Appends one line to its file's segment; `write` writes the line without its break.
     #[inline]
-    fn push<T: serde::Serialize>(&mut self, stream: Stream, sensor_id: &str, ms: i64, record: &T) {
+    fn push(&mut self, stream: Stream, sensor_id: &str, ms: i64, write: impl FnOnce(&mut Vec<u8>)) {
         let by_sensor = self.segments.entry((stream, ms.div_euclid(HOUR_MS))).or_default();
         let seg = match by_sensor.get_mut(sensor_id) {
             Some(seg) => seg,
@@ -81,8 +89,7 @@ impl ArchiveBuffer {
             }),
         };
         let before = seg.lines.len();
-        // Serializing our own types into a Vec cannot fail.
-        serde_json::to_writer(&mut seg.lines, record).expect("archive records serialize");
+        write(&mut seg.lines);
         seg.lines.push(b'\n');
         seg.first_ms = seg.first_ms.min(ms);
         seg.last_ms = seg.last_ms.max(ms);
@@ -177,7 +184,7 @@ fn day_and_hour(hour: i64) -> (String, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertKind, AlertState, Level};
+    use crate::model::{Alert, AlertKind, AlertState, Level};
 
     fn reading(sensor: &str, t: f64) -> Reading {
         Reading { timestamp: t, sensor_id: sensor.into(), temperature: 21.5 }
@@ -191,7 +198,7 @@ mod tests {
         buf.push_reading(&reading("a", 10.0));
         buf.push_reading(&reading("a", 20.0));
         buf.push_reading(&reading("b", 20.0));
-        buf.push_alert(&Alert {
+        let alert = Alert {
             alert_id: "x".into(),
             kind: AlertKind::Instant,
             severity: Level::High,
@@ -201,7 +208,8 @@ mod tests {
             temperature: 81.0,
             threshold: 80.0,
             window: None,
-        });
+        };
+        buf.push_alert(&alert.into());
         let batch = buf.take_batch();
         assert!(buf.is_empty());
         assert_eq!(buf.pending_bytes(), 0);

@@ -4,7 +4,7 @@
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{Index, IndexError, push_list, query_err, seconds_to_ms, upsert};
-use crate::model::{Alert, AlertFilter, AlertState, Level};
+use crate::model::{Alert, AlertFilter, AlertState, EncodedAlert, Level};
 
 /// An alert with what operators did about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,14 +25,18 @@ fn state_rank(s: AlertState) -> i64 {
 
 /// Records a flush's alert state changes. A replayed older state (earlier, lower revision,
 /// or earlier in the episode) never overwrites a newer one; acknowledgements are kept.
-pub(super) async fn record(tx: &mut SqliteConnection, alerts: &[Alert]) -> Result<(), IndexError> {
+pub(super) async fn record(
+    tx: &mut SqliteConnection,
+    alerts: &[EncodedAlert],
+) -> Result<(), IndexError> {
     upsert(
         tx,
         "record alerts",
         "INSERT INTO alerts (alert_id, kind, sensor_id, severity, state, state_rank, \
          opened_ms, updated_ms, revision, temperature, threshold, body) ",
         alerts,
-        |mut row, a| {
+        |mut row, encoded| {
+            let a = encoded.alert();
             let ms = seconds_to_ms(a.timestamp);
             row.push_bind(&a.alert_id)
                 .push_bind(a.kind.as_str())
@@ -45,7 +49,7 @@ pub(super) async fn record(tx: &mut SqliteConnection, alerts: &[Alert]) -> Resul
                 .push_bind(i64::from(a.window.as_ref().map_or(0, |w| w.revision)))
                 .push_bind(a.temperature)
                 .push_bind(a.threshold)
-                .push_bind(serde_json::to_string(a).expect("alerts serialize"));
+                .push_bind(encoded.json());
         },
         " ON CONFLICT (alert_id) DO UPDATE SET \
          severity = excluded.severity, state = excluded.state, \
@@ -171,18 +175,21 @@ mod tests {
         let escalated = alert(1_000, AlertState::Escalated, 2.0, None);
         let cleared = alert(1_000, AlertState::Cleared, 3.0, None);
         index
-            .record(IndexBatch { alerts: &[open.clone(), escalated.clone()], ..Default::default() })
+            .record(IndexBatch {
+                alerts: &[open.clone().into(), escalated.clone().into()],
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert!(index.acknowledge(&open.alert_id, "ops", 5).await.unwrap());
         index
-            .record(IndexBatch { alerts: std::slice::from_ref(&cleared), ..Default::default() })
+            .record(IndexBatch { alerts: &[cleared.clone().into()], ..Default::default() })
             .await
             .unwrap();
         // Replay of the whole episode after a crash.
         index
             .record(IndexBatch {
-                alerts: &[open, escalated, cleared.clone()],
+                alerts: &[open.into(), escalated.into(), cleared.clone().into()],
                 ..Default::default()
             })
             .await
@@ -200,7 +207,10 @@ mod tests {
         let (_dir, index) = index().await;
         let r1 = alert(300_000, AlertState::Open, 300.0, Some(1));
         let r2 = alert(300_000, AlertState::Escalated, 300.0, Some(2));
-        index.record(IndexBatch { alerts: &[r2.clone(), r1], ..Default::default() }).await.unwrap();
+        index
+            .record(IndexBatch { alerts: &[r2.clone().into(), r1.into()], ..Default::default() })
+            .await
+            .unwrap();
         let rows = index.alerts(&AlertFilter { limit: 10, ..Default::default() }).await.unwrap();
         assert_eq!(rows[0].alert, r2);
     }
@@ -217,7 +227,10 @@ mod tests {
         c.alert_id = "instant-s1-3000".into();
         a.temperature = 81.0;
         index
-            .record(IndexBatch { alerts: &[a.clone(), b.clone(), c.clone()], ..Default::default() })
+            .record(IndexBatch {
+                alerts: &[a.clone().into(), b.clone().into(), c.clone().into()],
+                ..Default::default()
+            })
             .await
             .unwrap();
         let ids =

@@ -17,7 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::archive::ArchiveFile;
-use crate::model::{Alert, SensorWindow};
+use crate::model::{EncodedAlert, SensorWindow};
 use crate::processor::SensorSnapshot;
 
 pub mod alerts;
@@ -63,7 +63,7 @@ fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> IndexError {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct IndexBatch<'a> {
     pub files: &'a [ArchiveFile],
-    pub alerts: &'a [Alert],
+    pub alerts: &'a [EncodedAlert],
     pub windows: &'a [SensorWindow],
     /// The core's state of the sensors that changed, as of this flush, each with the
     /// partition of the readings topic its readings come from.

@@ -38,14 +38,13 @@ use self::pending::Pending;
 pub use self::status::{ConsumerDelay, SensorLimit};
 use crate::archive::ArchiveBuffer;
 use crate::clock::now_ms;
-use crate::index::{IndexError, OutboxRecord};
+use crate::index::IndexError;
 use crate::kafka::{self, ReadingsConsumer, Rebalance, Rebalances};
 use crate::live::LiveView;
-use crate::model::Reading;
+use crate::model::{EncodedAlert, Reading};
 use crate::parse::{ParseLimits, parse_reading_into};
 use crate::processor::{Output, Processor};
 use crate::rules::ThresholdTable;
-use crate::topics;
 
 /// How often processing time is handed to the core (idle windows, offline sensors).
 const TICK: Duration = Duration::from_secs(1);
@@ -203,14 +202,9 @@ impl<L: LiveView> Runner<L> {
         }
         for alert in out.alerts.drain(..) {
             metrics::alert(&alert);
+            let alert = EncodedAlert::new(alert);
             self.live.publish_alert(&alert);
-            let message = OutboxRecord {
-                topic: topics::ALERTS.into(),
-                key: alert.sensor_id.clone().into_bytes(),
-                payload: serde_json::to_vec(&alert).expect("alerts serialize"),
-                headers: Vec::new(),
-            };
-            pending.alert(alert, message);
+            pending.alert(alert);
         }
     }
 

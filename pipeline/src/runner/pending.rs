@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::archive::{ArchiveBuffer, ArchiveFile, Batch};
 use crate::index::OutboxRecord;
-use crate::model::{Alert, Reading, SensorWindow};
+use crate::model::{EncodedAlert, Reading, SensorWindow};
 use crate::processor::SensorSnapshot;
+use crate::topics;
 
 /// Archive data and outgoing messages (alerts, dead letters) buffered beyond this are flushed
 /// at once rather than at the next tick, after the flush in flight (if any) is done: the
@@ -20,7 +21,7 @@ pub const FLUSH_BYTES: usize = 8 << 20;
 #[derive(Debug)]
 pub struct Flush {
     pub batch: Batch,
-    pub alerts: Vec<Alert>,
+    pub alerts: Vec<EncodedAlert>,
     pub windows: Vec<SensorWindow>,
     /// The state of the sensors that changed, each with the partition its readings come from.
     pub snapshots: Vec<(i32, SensorSnapshot)>,
@@ -35,7 +36,7 @@ pub struct Flush {
 #[derive(Debug)]
 pub struct Pending {
     archive: ArchiveBuffer,
-    alerts: Vec<Alert>,
+    alerts: Vec<EncodedAlert>,
     windows: Vec<SensorWindow>,
     outgoing: Vec<OutboxRecord>,
     /// Bytes held by `outgoing`.
@@ -78,11 +79,17 @@ impl Pending {
         self.partition_of.insert(sensor_id.into(), partition);
     }
 
-    /// An alert, with its message for the alerts topic.
-    pub fn alert(&mut self, alert: Alert, message: OutboxRecord) {
+    /// An alert: for the archive, the index, and the alerts topic (keyed by sensor, so that
+    /// one sensor's alerts stay in order).
+    pub fn alert(&mut self, alert: EncodedAlert) {
         self.archive.push_alert(&alert);
+        self.push(OutboxRecord {
+            topic: topics::ALERTS.into(),
+            key: alert.alert().sensor_id.clone().into_bytes(),
+            payload: alert.json().as_bytes().to_vec(),
+            headers: Vec::new(),
+        });
         self.alerts.push(alert);
-        self.push(message);
     }
 
     /// A window result (first or revised), for the index.
@@ -165,7 +172,7 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertKind, AlertState, Level};
+    use crate::model::{Alert, AlertKind, AlertState, Level};
     use crate::processor::{Output, Processor, ProcessorConfig};
 
     fn reading(sensor: &str, timestamp: f64) -> Reading {
@@ -244,12 +251,16 @@ mod tests {
             threshold: 80.0,
             window: None,
         };
-        p.alert(alert.clone(), record(3));
+        p.alert(alert.clone().into());
         p.consumed(3, 0);
         let flush = p.cut(snapshots(&["a", "b", "c"]));
         assert_eq!(flush.batch.records(), 2, "the reading and the alert are archived");
-        assert_eq!(flush.alerts, [alert]);
-        assert_eq!(flush.outgoing.len(), 1);
+        assert_eq!(flush.alerts.len(), 1);
+        assert_eq!(flush.alerts[0].alert(), &alert);
+        let [message] = &flush.outgoing[..] else { panic!("one message: {:?}", flush.outgoing) };
+        assert_eq!((message.topic.as_str(), message.key.as_slice()), (topics::ALERTS, &b"a"[..]));
+        let sent: Alert = serde_json::from_slice(&message.payload).unwrap();
+        assert_eq!(sent, alert, "the alerts topic carries the alert itself");
         let mut partitions: Vec<_> =
             flush.snapshots.iter().map(|(p, s)| (*p, s.sensor_id.clone())).collect();
         partitions.sort();
