@@ -17,8 +17,6 @@ pub mod pages;
 pub mod rest;
 #[cfg(feature = "ssr")]
 pub mod settings;
-#[cfg(feature = "hydrate")]
-pub mod stream;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

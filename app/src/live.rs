@@ -107,16 +107,25 @@ pub enum LiveEvent {
     Acknowledged(AlertAck),
 }
 
+/// The SSE event names: the server frames events with them, the browser listens for them.
 impl LiveEvent {
-    /// The name of [`LiveEvent::Alert`] events, which the hub frames from the alert's own JSON.
+    pub const READING: &'static str = "reading";
+    /// The hub frames these from the alert's own JSON ([`EncodedAlert`]).
+    ///
+    /// [`EncodedAlert`]: thermoalert_pipeline::model::EncodedAlert
     pub const ALERT: &'static str = "alert";
+    pub const WINDOW: &'static str = "window";
+    pub const ACKNOWLEDGED: &'static str = "acknowledged";
+    /// Not a `LiveEvent`: the data is how many events the server skipped for a page that fell
+    /// behind.
+    pub const LAGGED: &'static str = "lagged";
 
     pub fn name(&self) -> &'static str {
         match self {
-            LiveEvent::Reading(_) => "reading",
+            LiveEvent::Reading(_) => LiveEvent::READING,
             LiveEvent::Alert(_) => LiveEvent::ALERT,
-            LiveEvent::Window(_) => "window",
-            LiveEvent::Acknowledged(_) => "acknowledged",
+            LiveEvent::Window(_) => LiveEvent::WINDOW,
+            LiveEvent::Acknowledged(_) => LiveEvent::ACKNOWLEDGED,
         }
     }
 }
@@ -127,6 +136,8 @@ pub const RECENT_ALERTS: usize = 50;
 #[cfg(feature = "ssr")]
 pub use hub::{BATCH_BYTES, Delivery, LiveHub, Subscription};
 
+#[cfg(feature = "hydrate")]
+pub mod browser;
 #[cfg(feature = "ssr")]
 pub mod follow;
 #[cfg(feature = "ssr")]

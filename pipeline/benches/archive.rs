@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use thermoalert_pipeline::archive::Stream;
+use thermoalert_pipeline::archive::Dataset;
 use thermoalert_pipeline::archive::{ArchiveBuffer, ArchiveFile, HdfsStore, LocalStore, Store};
 use thermoalert_pipeline::history::History;
 use thermoalert_pipeline::index::{Index, IndexBatch};
@@ -215,7 +215,7 @@ async fn history_phase(
         Upkeep { index: index.clone(), store: Arc::clone(&store), gate: Default::default() };
     let report = upkeep.compact(today, now_ms).await.expect("compaction");
     let compact_s = started.elapsed().as_secs_f64();
-    let after = index.files(&sensor, Stream::Readings, from_ms, to_ms).await.unwrap();
+    let after = index.files(&sensor, Dataset::Readings, from_ms, to_ms).await.unwrap();
     eprintln!(
         "history: {files} hour files compacted into {} in {compact_s:.1} s ({report:?})",
         after.len()

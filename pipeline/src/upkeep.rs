@@ -1,5 +1,5 @@
 //! Archive upkeep, run in the background: compaction merges the files of a past day of one
-//! sensor's stream into one file (records repeated by replays kept once), retention deletes
+//! sensor's dataset into one file (records repeated by replays kept once), retention deletes
 //! files older than the configured age ([`run`] schedules both).
 //!
 //! Both change the index in one transaction before touching the files it no longer lists,
@@ -62,9 +62,9 @@ impl Upkeep {
         now_ms: i64,
     ) -> Result<UpkeepReport, UpkeepError> {
         let mut report = UpkeepReport::default();
-        for (sensor, stream, day) in self.index.days_to_compact(today_start_ms, BATCH).await? {
+        for (sensor, dataset, day) in self.index.days_to_compact(today_start_ms, BATCH).await? {
             let _writing = self.gate.lock().await;
-            let files = self.index.files_of_day(&sensor, stream, day).await?;
+            let files = self.index.files_of_day(&sensor, dataset, day).await?;
             if files.len() < 2 {
                 continue;
             }
@@ -74,7 +74,7 @@ impl Upkeep {
             let Merged { new, old } = merged;
             self.store_write(&new).await?;
             let old_paths: Vec<String> = old.iter().map(|f| f.path.clone()).collect();
-            self.index.replace_files(&old_paths, Some((&new.entry, stream)), now_ms).await?;
+            self.index.replace_files(&old_paths, Some((&new.entry, dataset)), now_ms).await?;
             self.delete(old_paths).await;
             report.days_compacted += 1;
             report.files_merged += old.len();
@@ -139,7 +139,7 @@ struct Merged {
     old: Vec<FileEntry>,
 }
 
-/// Reads `files` (one sensor-day of one stream) and builds the file that replaces them:
+/// Reads `files` (one sensor-day of one dataset) and builds the file that replaces them:
 /// their records once each, by time. Returns it with the number of records left out.
 fn merge(
     store: &dyn Store,
@@ -235,7 +235,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{ArchiveBuffer, LocalStore, Stream};
+    use crate::archive::{ArchiveBuffer, Dataset, LocalStore};
     use crate::history::History;
     use crate::index::IndexBatch;
     use crate::model::Reading;
@@ -275,13 +275,13 @@ mod tests {
         archive(&u, "run2", &day1[15..]).await;
         archive(&u, "run2", &[r(2.0 * DAY + 5.0, 1.0), r(2.0 * DAY + 3_700.0, 2.0)]).await;
         let before = history.readings("s", 0, 3 * DAY as i64 * 1000).await.unwrap().readings;
-        let day1_files = u.index.files_of_day("s", Stream::Readings, 1);
+        let day1_files = u.index.files_of_day("s", Dataset::Readings, 1);
         assert!(day1_files.await.unwrap().len() > 2);
 
         let report = u.compact(2 * 86_400_000, 999).await.unwrap();
         assert_eq!(report.days_compacted, 1, "today is left alone");
         assert_eq!(report.records_dropped, 5, "the replayed readings are kept once");
-        let files = u.index.files_of_day("s", Stream::Readings, 1).await.unwrap();
+        let files = u.index.files_of_day("s", Dataset::Readings, 1).await.unwrap();
         assert_eq!(files.len(), 1);
         assert!(files[0].path.ends_with("/s/1970-01-02/day-999.jsonl"), "{}", files[0].path);
         assert_eq!(files[0].records, 30);

@@ -172,7 +172,7 @@ async fn compaction_and_retention_on_real_hdfs() {
     let report = upkeep.compact(to, 42).await.unwrap();
     assert_eq!(report.records_dropped, 10);
     let files = index
-        .files_of_day(&sensor, thermoalert_pipeline::archive::Stream::Readings, from / 86_400_000)
+        .files_of_day(&sensor, thermoalert_pipeline::archive::Dataset::Readings, from / 86_400_000)
         .await
         .unwrap();
     assert_eq!(files.len(), 1, "one file per sensor-day after compaction");

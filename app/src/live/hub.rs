@@ -304,7 +304,7 @@ impl Subscription {
         if missed == 0 {
             return Delivery { missed, frames: batch.frames };
         }
-        let mut frames = format!("event: lagged\ndata: {missed}\n\n").into_bytes();
+        let mut frames = format!("event: {}\ndata: {missed}\n\n", LiveEvent::LAGGED).into_bytes();
         frames.extend_from_slice(&batch.frames);
         Delivery { missed, frames: frames.into() }
     }

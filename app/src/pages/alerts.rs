@@ -46,7 +46,7 @@ pub fn AlertsPage() -> impl IntoView {
 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
-        crate::stream::connect(crate::stream::LiveSignals {
+        crate::live::browser::connect(crate::live::browser::LiveSignals {
             on_alert: Some(Callback::new(move |alert: Alert| {
                 changes.update(|m| {
                     m.insert(alert.alert_id.clone(), alert);

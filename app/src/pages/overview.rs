@@ -58,7 +58,7 @@ pub fn OverviewPage() -> impl IntoView {
     Effect::new(move |_| {
         use std::time::Duration;
         let pending = StoredValue::new(Pending::default());
-        crate::stream::connect(crate::stream::LiveSignals {
+        crate::live::browser::connect(crate::live::browser::LiveSignals {
             on_reading: Some(Callback::new(move |view: SensorView| {
                 pending.update_value(|p| p.sensors.push(view));
             })),

@@ -37,7 +37,7 @@ pub fn SensorPage() -> impl IntoView {
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let id = sensor_id.get_untracked();
-        crate::stream::connect(crate::stream::LiveSignals {
+        crate::live::browser::connect(crate::live::browser::LiveSignals {
             on_reading: Some(Callback::new(move |view: SensorView| {
                 if view.sensor_id == id {
                     live.set(Some(view));

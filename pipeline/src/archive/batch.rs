@@ -4,13 +4,13 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{Store, StoreError, Stream};
+use super::{Dataset, Store, StoreError};
 
 /// One file of a batch, with what the index needs to know about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArchiveFile {
     pub path: String,
-    pub stream: Stream,
+    pub dataset: Dataset,
     pub sensor_id: String,
     /// The part of its sensor and hour (the path ends with `-<part>.jsonl`).
     pub part: u32,

@@ -1,15 +1,15 @@
-//! Records waiting for the next flush, grouped by the file each is appended to (a stream, a
+//! Records waiting for the next flush, grouped by the file each is appended to (a dataset, a
 //! sensor and an hour of event time), and the part each file is in: pure, no I/O.
 
 use rustc_hash::FxHashMap;
 
-use super::{ArchiveFile, Batch, HOUR_MS, MAX_FILE_BYTES, Stream};
+use super::{ArchiveFile, Batch, Dataset, HOUR_MS, MAX_FILE_BYTES};
 use crate::model::{EncodedAlert, Reading};
 
-/// One archive file being appended to: a stream, a sensor and an hour of event time.
+/// One archive file being appended to: a dataset, a sensor and an hour of event time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct FileKey {
-    stream: Stream,
+    dataset: Dataset,
     hour: i64,
     sensor_id: Box<str>,
 }
@@ -26,8 +26,8 @@ struct Segment {
 #[derive(Debug)]
 pub struct ArchiveBuffer {
     writer_id: String,
-    /// Per stream and hour, per sensor: what the next flush appends.
-    segments: FxHashMap<(Stream, i64), FxHashMap<Box<str>, Segment>>,
+    /// Per dataset and hour, per sensor: what the next flush appends.
+    segments: FxHashMap<(Dataset, i64), FxHashMap<Box<str>, Segment>>,
     bytes: usize,
     /// Part number and size of the files appended to by the last flush, for rolling by size.
     sizes: FxHashMap<FileKey, (u32, usize)>,
@@ -61,7 +61,7 @@ impl ArchiveBuffer {
     }
 
     pub fn push_reading(&mut self, reading: &Reading) {
-        self.push(Stream::Readings, &reading.sensor_id, reading.event_time_ms(), |lines| {
+        self.push(Dataset::Readings, &reading.sensor_id, reading.event_time_ms(), |lines| {
             // Serializing our own type into a Vec cannot fail.
             serde_json::to_writer(lines, reading).expect("readings serialize");
         });
@@ -71,15 +71,21 @@ impl ArchiveBuffer {
     pub fn push_alert(&mut self, encoded: &EncodedAlert) {
         let alert = encoded.alert();
         let ms = (alert.timestamp * 1000.0).floor() as i64;
-        self.push(Stream::of_alert(alert.kind), &alert.sensor_id, ms, |lines| {
+        self.push(Dataset::of_alert(alert.kind), &alert.sensor_id, ms, |lines| {
             lines.extend_from_slice(encoded.json().as_bytes());
         });
     }
 
     /// Appends one line to its file's segment; `write` writes the line without its break.
     #[inline]
-    fn push(&mut self, stream: Stream, sensor_id: &str, ms: i64, write: impl FnOnce(&mut Vec<u8>)) {
-        let by_sensor = self.segments.entry((stream, ms.div_euclid(HOUR_MS))).or_default();
+    fn push(
+        &mut self,
+        dataset: Dataset,
+        sensor_id: &str,
+        ms: i64,
+        write: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let by_sensor = self.segments.entry((dataset, ms.div_euclid(HOUR_MS))).or_default();
         let seg = match by_sensor.get_mut(sensor_id) {
             Some(seg) => seg,
             None => by_sensor.entry(sensor_id.into()).or_insert(Segment {
@@ -108,13 +114,13 @@ impl ArchiveBuffer {
 
     /// Takes everything buffered as a batch of appends, leaving the buffer empty. Files are
     /// `<root>/<sensor>/<YYYY-MM-DD>/<HH>_<writer>-<part>.jsonl` (UTC, event time): one per
-    /// stream, sensor and hour, the next part once one passes [`MAX_FILE_BYTES`].
+    /// dataset, sensor and hour, the next part once one passes [`MAX_FILE_BYTES`].
     pub fn take_batch(&mut self) -> Batch {
         let mut sizes = FxHashMap::default();
         let mut files = Vec::new();
-        for ((stream, hour), by_sensor) in std::mem::take(&mut self.segments) {
+        for ((dataset, hour), by_sensor) in std::mem::take(&mut self.segments) {
             for (sensor_id, seg) in by_sensor {
-                let key = FileKey { stream, hour, sensor_id };
+                let key = FileKey { dataset, hour, sensor_id };
                 let floor = self.moved.get(&key).copied().unwrap_or(0);
                 let (mut part, mut size) = match self.sizes.get(&key) {
                     Some(&(part, size)) if part >= floor => (part, size),
@@ -129,11 +135,11 @@ impl ArchiveBuffer {
                 files.push(ArchiveFile {
                     path: format!(
                         "{}/{}/{day}/{hh:02}_{}-{part:03}.jsonl",
-                        stream.root(),
+                        dataset.root(),
                         key.sensor_id,
                         self.writer_id
                     ),
-                    stream,
+                    dataset,
                     sensor_id: key.sensor_id.into(),
                     part,
                     first_ms: seg.first_ms,
@@ -156,7 +162,7 @@ impl ArchiveBuffer {
     pub fn written(&mut self, files: &[ArchiveFile]) {
         for f in files {
             let key = FileKey {
-                stream: f.stream,
+                dataset: f.dataset,
                 hour: f.first_ms.div_euclid(HOUR_MS),
                 sensor_id: f.sensor_id.as_str().into(),
             };
@@ -191,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_records_by_stream_sensor_and_hour() {
+    fn groups_records_by_dataset_sensor_and_hour() {
         let mut buf = ArchiveBuffer::new("w1");
         buf.push_reading(&reading("a", 86_399.0));
         buf.push_reading(&reading("a", 86_400.5));

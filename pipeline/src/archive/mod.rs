@@ -2,7 +2,7 @@
 //! on HDFS or in a local directory (same layout, same semantics, one [`Store`] trait).
 //!
 //! Records are buffered in memory ([`ArchiveBuffer`], pure) and appended on each flush to one
-//! file per stream, sensor and hour of event time ([`Batch::write`], blocking I/O: run it off
+//! file per dataset, sensor and hour of event time ([`Batch::write`], blocking I/O: run it off
 //! the async runtime). Once `write` returns the data is durable: only then may the Kafka
 //! offsets covering it be committed. A crash can leave a file's last line torn; readers skip
 //! (and count) such a line, and the replay after the crash writes the record again.
@@ -75,48 +75,48 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
-/// The archive's top-level streams and their roots (the seed's layout).
+/// The archive's top-level datasets and their roots (the seed's layout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Stream {
+pub enum Dataset {
     Readings,
     InstantAlerts,
     WindowAlerts,
     OfflineAlerts,
 }
 
-impl Stream {
+impl Dataset {
     pub fn root(self) -> &'static str {
         match self {
-            Stream::Readings => "/temperature_data",
-            Stream::InstantAlerts => "/alerts/instant",
-            Stream::WindowAlerts => "/alerts/avg_temp",
-            Stream::OfflineAlerts => "/alerts/offline",
+            Dataset::Readings => "/temperature_data",
+            Dataset::InstantAlerts => "/alerts/instant",
+            Dataset::WindowAlerts => "/alerts/avg_temp",
+            Dataset::OfflineAlerts => "/alerts/offline",
         }
     }
 
-    /// The stream's name in the index.
+    /// The dataset's name in the index.
     pub fn name(self) -> &'static str {
         match self {
-            Stream::Readings => "readings",
-            Stream::InstantAlerts => "instant",
-            Stream::WindowAlerts => "window",
-            Stream::OfflineAlerts => "offline",
+            Dataset::Readings => "readings",
+            Dataset::InstantAlerts => "instant",
+            Dataset::WindowAlerts => "window",
+            Dataset::OfflineAlerts => "offline",
         }
     }
 
-    pub const ALL: [Stream; 4] =
-        [Stream::Readings, Stream::InstantAlerts, Stream::WindowAlerts, Stream::OfflineAlerts];
+    pub const ALL: [Dataset; 4] =
+        [Dataset::Readings, Dataset::InstantAlerts, Dataset::WindowAlerts, Dataset::OfflineAlerts];
 
-    /// The stream named `name` in the index.
-    pub fn from_name(name: &str) -> Option<Stream> {
-        Stream::ALL.into_iter().find(|s| s.name() == name)
+    /// The dataset named `name` in the index.
+    pub fn from_name(name: &str) -> Option<Dataset> {
+        Dataset::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    fn of_alert(kind: AlertKind) -> Stream {
+    fn of_alert(kind: AlertKind) -> Dataset {
         match kind {
-            AlertKind::Instant => Stream::InstantAlerts,
-            AlertKind::Window => Stream::WindowAlerts,
-            AlertKind::Offline => Stream::OfflineAlerts,
+            AlertKind::Instant => Dataset::InstantAlerts,
+            AlertKind::Window => Dataset::WindowAlerts,
+            AlertKind::Offline => Dataset::OfflineAlerts,
         }
     }
 }

@@ -20,7 +20,7 @@ mod chart;
 
 pub use self::chart::BUCKETS_PER_POINT;
 use self::chart::{Buckets, reduce_files};
-use crate::archive::{Store, StoreError, Stream};
+use crate::archive::{Dataset, Store, StoreError};
 use crate::downsample::{Point, downsample};
 use crate::index::{Index, IndexError};
 use crate::model::Reading;
@@ -175,7 +175,7 @@ impl History {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<ReadingChunks, HistoryError> {
-        let files = self.index.files(sensor_id, Stream::Readings, from_ms, to_ms).await?;
+        let files = self.index.files(sensor_id, Dataset::Readings, from_ms, to_ms).await?;
         let records: i64 = files.iter().map(|f| f.records).sum();
         if records > MAX_RAW_READINGS {
             return Err(HistoryError::TooLarge { records });
@@ -238,7 +238,7 @@ impl History {
         to_ms: i64,
         max_points: usize,
     ) -> Result<Vec<Point>, HistoryError> {
-        let files = self.index.files(sensor_id, Stream::Readings, from_ms, to_ms).await?;
+        let files = self.index.files(sensor_id, Dataset::Readings, from_ms, to_ms).await?;
         let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
         let store = Arc::clone(&self.store);
         let slices = max_points.max(1) * BUCKETS_PER_POINT;
@@ -442,7 +442,7 @@ mod tests {
     async fn damaged_lines_are_skipped_and_counted() {
         let (dir, h) = history().await;
         archive(&h, "w", &[r("s", 1.0, 20.0), r("s", 2.0, 21.0)]).await;
-        let file = &h.index.files("s", Stream::Readings, 0, i64::MAX).await.unwrap()[0];
+        let file = &h.index.files("s", Dataset::Readings, 0, i64::MAX).await.unwrap()[0];
         let on_disk = dir.path().join("archive").join(file.path.trim_start_matches('/'));
         let mut text = std::fs::read_to_string(&on_disk).unwrap();
         text.push_str("{\"timestamp\": 3, trunc\n");

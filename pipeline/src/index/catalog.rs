@@ -1,10 +1,10 @@
-//! The archive catalog: every archive file with its sensor, stream, time range and size, so
+//! The archive catalog: every archive file with its sensor, dataset, time range and size, so
 //! that history queries, compaction and retention never list the store.
 
 use sqlx::{Row, SqliteConnection};
 
 use super::{Index, IndexError, delete_in, query_err, upsert};
-use crate::archive::{ArchiveFile, Stream};
+use crate::archive::{ArchiveFile, Dataset};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -53,11 +53,11 @@ pub(super) async fn record(
         tx,
         "record archive files",
         "INSERT INTO archive_files \
-         (path, stream, sensor_id, first_ms, last_ms, records, bytes, written_ms) ",
+         (path, dataset, sensor_id, first_ms, last_ms, records, bytes, written_ms) ",
         files,
         |mut row, f| {
             row.push_bind(&f.path)
-                .push_bind(f.stream.name())
+                .push_bind(f.dataset.name())
                 .push_bind(&f.sensor_id)
                 .push_bind(f.first_ms)
                 .push_bind(f.last_ms)
@@ -76,33 +76,33 @@ pub(super) async fn record(
 }
 
 impl Index {
-    /// The live files of `stream` for `sensor_id` that may hold records in `[from_ms, to_ms]`.
+    /// The live files of `dataset` for `sensor_id` that may hold records in `[from_ms, to_ms]`.
     pub async fn files(
         &self,
         sensor_id: &str,
-        stream: Stream,
+        dataset: Dataset,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<FileEntry>, IndexError> {
         let sql = select_files!(
-            "WHERE sensor_id = ? AND stream = ? AND state = 'live' \
+            "WHERE sensor_id = ? AND dataset = ? AND state = 'live' \
              AND last_ms >= ? AND first_ms <= ? ORDER BY first_ms, path"
         );
-        self.live_files(sql, "list archive files", sensor_id, stream, from_ms, to_ms).await
+        self.live_files(sql, "list archive files", sensor_id, dataset, from_ms, to_ms).await
     }
 
-    /// `(sensor, stream, day)` of past days with more than one live file (a day is
+    /// `(sensor, dataset, day)` of past days with more than one live file (a day is
     /// `first_ms / 86 400 000`, the UTC day of the directory the files are in), at most
     /// `limit`, before `before_ms`.
     pub async fn days_to_compact(
         &self,
         before_ms: i64,
         limit: u32,
-    ) -> Result<Vec<(String, Stream, i64)>, IndexError> {
+    ) -> Result<Vec<(String, Dataset, i64)>, IndexError> {
         let rows = sqlx::query(
-            "SELECT sensor_id, stream, first_ms / 86400000 AS day FROM archive_files \
-             WHERE state = 'live' AND first_ms < ? GROUP BY sensor_id, stream, day \
-             HAVING count(*) > 1 ORDER BY day, sensor_id, stream LIMIT ?",
+            "SELECT sensor_id, dataset, first_ms / 86400000 AS day FROM archive_files \
+             WHERE state = 'live' AND first_ms < ? GROUP BY sensor_id, dataset, day \
+             HAVING count(*) > 1 ORDER BY day, sensor_id, dataset LIMIT ?",
         )
         .bind(before_ms)
         .bind(limit)
@@ -112,41 +112,41 @@ impl Index {
         Ok(rows
             .into_iter()
             .filter_map(|r| {
-                let stream = Stream::from_name(&r.get::<String, _>(1))?;
-                Some((r.get(0), stream, r.get(2)))
+                let dataset = Dataset::from_name(&r.get::<String, _>(1))?;
+                Some((r.get(0), dataset, r.get(2)))
             })
             .collect())
     }
 
-    /// The live files of one sensor's stream in the directory of `day` (days since the epoch,
+    /// The live files of one sensor's dataset in the directory of `day` (days since the epoch,
     /// as [`Index::days_to_compact`] gives them): those whose first record is in that day.
     pub async fn files_of_day(
         &self,
         sensor_id: &str,
-        stream: Stream,
+        dataset: Dataset,
         day: i64,
     ) -> Result<Vec<FileEntry>, IndexError> {
         let sql = select_files!(
-            "WHERE sensor_id = ? AND stream = ? AND state = 'live' \
+            "WHERE sensor_id = ? AND dataset = ? AND state = 'live' \
              AND first_ms >= ? AND first_ms < ? ORDER BY first_ms, path"
         );
         let (from_ms, to_ms) = (day * DAY_MS, (day + 1) * DAY_MS);
-        self.live_files(sql, "list a day's files", sensor_id, stream, from_ms, to_ms).await
+        self.live_files(sql, "list a day's files", sensor_id, dataset, from_ms, to_ms).await
     }
 
-    /// The files `sql` selects with `sensor_id`, `stream` and two times bound, in that order.
+    /// The files `sql` selects with `sensor_id`, `dataset` and two times bound, in that order.
     async fn live_files(
         &self,
         sql: &'static str,
         op: &'static str,
         sensor_id: &str,
-        stream: Stream,
+        dataset: Dataset,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<FileEntry>, IndexError> {
         let rows = sqlx::query(sql)
             .bind(sensor_id)
-            .bind(stream.name())
+            .bind(dataset.name())
             .bind(from_ms)
             .bind(to_ms)
             .fetch_all(&self.pool)
@@ -155,7 +155,7 @@ impl Index {
         Ok(rows.into_iter().map(file_entry).collect())
     }
 
-    /// Up to `limit` live files (any sensor or stream) whose records all precede `before_ms`.
+    /// Up to `limit` live files (any sensor or dataset) whose records all precede `before_ms`.
     pub async fn files_before(
         &self,
         before_ms: i64,
@@ -176,19 +176,19 @@ impl Index {
     pub async fn replace_files(
         &self,
         old: &[String],
-        new: Option<(&FileEntry, Stream)>,
+        new: Option<(&FileEntry, Dataset)>,
         written_ms: i64,
     ) -> Result<(), IndexError> {
         let mut tx = self.pool.begin().await.map_err(query_err("begin a transaction"))?;
         let forget = "DELETE FROM archive_files WHERE path IN (";
         delete_in(&mut tx, "forget archive files", forget, old).await?;
-        if let Some((f, stream)) = new {
+        if let Some((f, dataset)) = new {
             sqlx::query(
-                "INSERT INTO archive_files (path, stream, sensor_id, first_ms, last_ms, records, \
+                "INSERT INTO archive_files (path, dataset, sensor_id, first_ms, last_ms, records, \
                  bytes, written_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&f.path)
-            .bind(stream.name())
+            .bind(dataset.name())
             .bind(&f.sensor_id)
             .bind(f.first_ms)
             .bind(f.last_ms)
@@ -212,7 +212,7 @@ mod tests {
     use crate::model::Reading;
 
     #[tokio::test]
-    async fn files_are_found_by_sensor_stream_and_time_overlap() {
+    async fn files_are_found_by_sensor_dataset_and_time_overlap() {
         let (_dir, index) = index().await;
         let mut buf = ArchiveBuffer::new("w");
         let r = |sensor: &str, t: f64| Reading {
@@ -232,15 +232,15 @@ mod tests {
             index.record(IndexBatch { files, written_ms: at, ..Default::default() }).await.unwrap();
         }
 
-        let all = index.files("a", Stream::Readings, 0, i64::MAX).await.unwrap();
+        let all = index.files("a", Dataset::Readings, 0, i64::MAX).await.unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!((all[0].first_ms, all[0].last_ms, all[0].records), (100_000, 300_000, 3));
         let appended: usize = [&first[0], &second[0]].iter().map(|f| f.contents.len()).sum();
         assert_eq!(all[0].bytes as usize, appended);
         assert_eq!((all[1].first_ms, all[1].records), (3_700_000, 1));
-        assert_eq!(index.files("a", Stream::Readings, 350_000, 3_600_000).await.unwrap().len(), 0);
-        assert_eq!(index.files("a", Stream::Readings, 300_000, 3_700_000).await.unwrap().len(), 2);
-        assert!(index.files("a", Stream::InstantAlerts, 0, i64::MAX).await.unwrap().is_empty());
+        assert_eq!(index.files("a", Dataset::Readings, 350_000, 3_600_000).await.unwrap().len(), 0);
+        assert_eq!(index.files("a", Dataset::Readings, 300_000, 3_700_000).await.unwrap().len(), 2);
+        assert!(index.files("a", Dataset::InstantAlerts, 0, i64::MAX).await.unwrap().is_empty());
 
         // The files' sensors are known from then on.
         let sensors = index.sensors().await.unwrap();
@@ -262,7 +262,7 @@ mod tests {
         index.record(IndexBatch { files: &files, ..Default::default() }).await.unwrap();
         assert_eq!(
             index.days_to_compact(i64::MAX, 10).await.unwrap(),
-            [("a".to_owned(), Stream::Readings, 0)]
+            [("a".to_owned(), Dataset::Readings, 0)]
         );
         let old: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
         let merged = FileEntry {
@@ -273,13 +273,13 @@ mod tests {
             records: 2,
             bytes: 10,
         };
-        index.replace_files(&old, Some((&merged, Stream::Readings)), 5).await.unwrap();
-        let live = index.files("a", Stream::Readings, 0, i64::MAX).await.unwrap();
+        index.replace_files(&old, Some((&merged, Dataset::Readings)), 5).await.unwrap();
+        let live = index.files("a", Dataset::Readings, 0, i64::MAX).await.unwrap();
         assert_eq!(live, std::slice::from_ref(&merged));
         assert!(index.days_to_compact(i64::MAX, 10).await.unwrap().is_empty());
         assert_eq!(index.files_before(3_700_001, 10).await.unwrap(), [merged]);
         assert!(index.files_before(3_700_000, 10).await.unwrap().is_empty());
         index.replace_files(&["merged".to_owned()], None, 6).await.unwrap();
-        assert!(index.files("a", Stream::Readings, 0, i64::MAX).await.unwrap().is_empty());
+        assert!(index.files("a", Dataset::Readings, 0, i64::MAX).await.unwrap().is_empty());
     }
 }

@@ -4,7 +4,7 @@
 use sqlx::{Row, SqliteConnection};
 
 use super::{Index, IndexError, query_err, upsert};
-use crate::archive::{ArchiveFile, Stream};
+use crate::archive::{ArchiveFile, Dataset};
 use crate::rules::Thresholds;
 
 /// A sensor the index has seen.
@@ -32,7 +32,7 @@ pub(super) async fn record_seen(
     files: &[ArchiveFile],
 ) -> Result<(), IndexError> {
     let readings: Vec<&ArchiveFile> =
-        files.iter().filter(|f| f.stream == Stream::Readings).collect();
+        files.iter().filter(|f| f.dataset == Dataset::Readings).collect();
     upsert(
         tx,
         "record sensors",

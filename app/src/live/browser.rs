@@ -1,4 +1,4 @@
-//! The browser end of `/api/stream`: an `EventSource` whose events update the page's signals.
+//! The browser end of the live stream (`/api/stream`): an `EventSource` whose events update the page's signals.
 //! `EventSource` reconnects by itself after a drop; the page shows the connection state.
 
 use leptos::prelude::*;
@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{EventSource, MessageEvent};
 
-use crate::live::{AlertAck, SensorView, StreamState};
+use crate::live::{AlertAck, LiveEvent, SensorView, StreamState};
 
 /// Where the page's live data goes; events without a callback are not listened to.
 #[derive(Clone, Copy)]
@@ -43,16 +43,16 @@ pub fn connect(signals: LiveSignals) {
         }
     };
     if let Some(on_reading) = signals.on_reading {
-        listen(&source, "reading", on_reading);
+        listen(&source, LiveEvent::READING, on_reading);
     }
     if let Some(on_alert) = signals.on_alert {
-        listen(&source, "alert", on_alert);
+        listen(&source, LiveEvent::ALERT, on_alert);
     }
     if let Some(on_ack) = signals.on_ack {
-        listen(&source, "acknowledged", on_ack);
+        listen(&source, LiveEvent::ACKNOWLEDGED, on_ack);
     }
     if let Some(on_lagged) = signals.on_lagged {
-        listen(&source, "lagged", on_lagged);
+        listen(&source, LiveEvent::LAGGED, on_lagged);
     }
     let state = signals.state;
     let on_open = Closure::<dyn FnMut()>::new(move || state.set(StreamState::Live));
