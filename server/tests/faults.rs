@@ -26,7 +26,7 @@ use thermoalert_pipeline::topics;
 
 use common::{
     Server, brokers, commit_group_at_end, expected_instant_alerts, free_port, from_start, get_json,
-    headers_of, produce_raw, serve, services, simulated,
+    hand_checked, headers_of, interleaved, produce_raw, serve, services, simulated,
 };
 
 /// Starts a service again when dropped, so a failing test leaves it up for the next one.
@@ -111,7 +111,10 @@ async fn kills_a_broker_restart_and_an_hdfs_outage_lose_and_duplicate_nothing() 
     let data = tempfile::tempdir().unwrap();
     let group = format!("it-faults-{nonce}");
     let t0 = ((nonce / 1000) as f64 / 300.0).floor() * 300.0 - seconds as f64 - 3600.0;
-    let readings = simulated(&prefix, sensors, seconds, t0);
+    // Simulated sensors, and one whose alerts are written down by hand.
+    let by_hand = format!("{prefix}sensor0");
+    let (hand_readings, hand_expected) = hand_checked(&by_hand, t0, seconds);
+    let readings = interleaved(&simulated(&prefix, sensors, seconds, t0), sensors, &hand_readings);
 
     // One malformed message after every 97 readings, each of its own key.
     let bad_payloads: [&[u8]; 4] = [
@@ -186,7 +189,7 @@ async fn kills_a_broker_restart_and_an_hdfs_outage_lose_and_duplicate_nothing() 
     let deadline = Instant::now() + Duration::from_secs(if full { 900 } else { 300 });
     let (from, to) = (t0 - 1.0, t0 + seconds as f64 + 1.0);
     let mut archived = 0;
-    for s in 1..=sensors {
+    for s in 0..=sensors {
         let sensor = format!("{prefix}sensor{s}");
         loop {
             let page =
@@ -203,7 +206,7 @@ async fn kills_a_broker_restart_and_an_hdfs_outage_lose_and_duplicate_nothing() 
     }
 
     // Every expected alert is in the index once, in its final state.
-    let names: Vec<String> = (1..=sensors).map(|s| format!("{prefix}sensor{s}")).collect();
+    let names: Vec<String> = (0..=sensors).map(|s| format!("{prefix}sensor{s}")).collect();
     let mut indexed: BTreeMap<String, AlertState> = BTreeMap::new();
     for group in names.chunks(100) {
         let path = format!("/api/alerts?kind=instant&limit=10000&sensor={}", group.join(","));
@@ -213,6 +216,12 @@ async fn kills_a_broker_restart_and_an_hdfs_outage_lose_and_duplicate_nothing() 
             assert!(!twice, "{} listed twice", alert.alert_id);
         }
     }
+    let hand_indexed: BTreeMap<String, AlertState> = indexed
+        .iter()
+        .filter(|(id, _)| id.starts_with(&format!("instant-{by_hand}-")))
+        .map(|(id, state)| (id.clone(), *state))
+        .collect();
+    assert_eq!(hand_indexed, hand_expected, "the alerts written down by hand");
     assert_eq!(indexed, expected, "the index's alerts and their final states");
 
     // On the alerts topic: every expected alert, in its final state (a replay after a kill

@@ -5,20 +5,20 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientConfig;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use std::collections::BTreeMap;
 
-use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level, Reading};
+use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, expected_instant_alerts, free_port, from_start, get, get_json, headers_of,
-    produce, serve, services, simulated,
+    Server, brokers, expected_instant_alerts, free_port, from_start, get, get_json, hand_checked,
+    headers_of, interleaved, produce, serve, services, simulated,
 };
 
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
@@ -269,18 +269,11 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     let group = format!("it-kill-{nonce}");
     let t0 = ((nonce / 1000) as f64 / 300.0).floor() * 300.0 - 3600.0;
     let (sensors, seconds) = (8, 300);
-    // Simulated sensors, plus one whose excursion surely spans the crash (the middle).
-    let mut readings = Vec::new();
-    for (s, second) in simulated(&prefix, sensors, seconds, t0).chunks(sensors).enumerate() {
-        readings.extend_from_slice(second);
-        let hot = (seconds / 2 - 10..seconds / 2 + 10).contains(&s);
-        let temperature = if hot { 85.0 + (s % 3) as f64 * 5.0 } else { 70.0 };
-        readings.push(Reading {
-            timestamp: t0 + s as f64,
-            sensor_id: format!("{prefix}span"),
-            temperature,
-        });
-    }
+    // Simulated sensors, plus one whose alerts are written by hand, with an excursion that
+    // surely spans the crash (the middle).
+    let span = format!("{prefix}span");
+    let (by_hand, span_expected) = hand_checked(&span, t0, seconds);
+    let readings = interleaved(&simulated(&prefix, sensors, seconds, t0), sensors, &by_hand);
 
     // What an uninterrupted run raises: the final state of every instant episode.
     let expected = expected_instant_alerts(&readings);
@@ -335,20 +328,24 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     // Every expected alert is in the index once, in its final state.
     let mut sensors_param: Vec<String> =
         (1..=sensors).map(|i| format!("{prefix}sensor{i}")).collect();
-    sensors_param.push(format!("{prefix}span"));
+    sensors_param.push(span.clone());
     let listed = get_json(
         port,
         &format!("/api/alerts?kind=instant&limit=10000&sensor={}", sensors_param.join(",")),
     );
-    let mut got: BTreeMap<String, AlertState> = BTreeMap::new();
+    let mut got: BTreeMap<String, (String, AlertState)> = BTreeMap::new();
     for a in listed.as_array().unwrap() {
         let alert: Alert = serde_json::from_value(a.clone()).unwrap();
         assert!(
-            got.insert(alert.alert_id.clone(), alert.state).is_none(),
+            got.insert(alert.alert_id.clone(), (alert.sensor_id, alert.state)).is_none(),
             "{} listed twice",
             alert.alert_id
         );
     }
+    let span_got: BTreeMap<String, AlertState> =
+        got.iter().filter(|(_, a)| a.0 == span).map(|(id, a)| (id.clone(), a.1)).collect();
+    assert_eq!(span_got, span_expected, "the alerts written down by hand");
+    let got: BTreeMap<String, AlertState> = got.into_iter().map(|(id, a)| (id, a.1)).collect();
     let missing: Vec<_> = expected.iter().filter(|(k, v)| got.get(*k) != Some(v)).collect();
     let extra: Vec<_> = got.iter().filter(|(k, v)| expected.get(*k) != Some(v)).collect();
     assert!(

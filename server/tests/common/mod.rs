@@ -3,6 +3,7 @@
 //! consumer group that starts at the end of the readings topic. Each test crate uses a part.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,12 +12,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
-
-use rdkafka::message::{Headers, Message};
-use thermoalert_pipeline::model::{AlertKind, AlertState, Reading};
+use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Reading};
 use thermoalert_pipeline::processor::{Output, Processor, ProcessorConfig};
 use thermoalert_pipeline::simulate::{Simulator, SimulatorConfig};
 use thermoalert_pipeline::topics;
@@ -219,6 +218,57 @@ pub fn simulated(prefix: &str, sensors: usize, seconds: usize, t0: f64) -> Vec<R
     out
 }
 
+/// A sensor whose instant alerts are written down by hand rather than predicted by the core:
+/// one reading a second for `seconds` (at least 100) from `t0` (a whole second), 70 °C but for
+/// three excursions under the default thresholds (HIGH above 80, CRITICAL above 90):
+/// - seconds 20..30 at 85 °C: HIGH, then cleared;
+/// - the middle 20 seconds, 85 °C then 95 °C: HIGH, escalated to CRITICAL, then cleared (an
+///   episode a crash in the middle of the run interrupts);
+/// - the last 10 seconds at 95 °C: CRITICAL at once, still open at the end.
+///
+/// Returns the readings (by second) and the final state of each episode, by alert id.
+pub fn hand_checked(
+    sensor_id: &str,
+    t0: f64,
+    seconds: usize,
+) -> (Vec<Reading>, BTreeMap<String, AlertState>) {
+    assert!(seconds >= 100 && t0.fract() == 0.0);
+    let mid = seconds / 2;
+    let temperature = |s: usize| match s {
+        20..30 => 85.0,
+        _ if (mid - 10..mid).contains(&s) => 85.0,
+        _ if (mid..mid + 10).contains(&s) => 95.0,
+        _ if s >= seconds - 10 => 95.0,
+        _ => 70.0,
+    };
+    let readings = (0..seconds)
+        .map(|s| Reading {
+            timestamp: t0 + s as f64,
+            sensor_id: sensor_id.to_owned(),
+            temperature: temperature(s),
+        })
+        .collect();
+    let id =
+        |s: usize| Alert::id_for(AlertKind::Instant, sensor_id, ((t0 + s as f64) * 1e3) as i64);
+    let expected = [
+        (id(20), AlertState::Cleared),
+        (id(mid - 10), AlertState::Cleared),
+        (id(seconds - 10), AlertState::Open),
+    ];
+    (readings, expected.into())
+}
+
+/// `simulated` (`per_second` readings a second) with `extra` (one a second) after each
+/// second's readings, so that every sensor's readings spread over the whole run.
+pub fn interleaved(simulated: &[Reading], per_second: usize, extra: &[Reading]) -> Vec<Reading> {
+    let mut out = Vec::with_capacity(simulated.len() + extra.len());
+    for (second, one) in simulated.chunks(per_second).zip(extra) {
+        out.extend_from_slice(second);
+        out.push(one.clone());
+    }
+    out
+}
+
 /// Publishes `readings` to the readings topic, keyed by sensor, and waits for the broker.
 pub async fn produce(readings: &[Reading]) {
     let messages: Vec<(String, Vec<u8>)> =
@@ -256,7 +306,8 @@ pub fn services(args: &[&str]) {
 }
 
 /// What an uninterrupted run of the core raises from `readings`: the final state of every
-/// instant alert, by id.
+/// instant alert, by id. A prediction by the code under test: tests also check sensors of
+/// [`hand_checked`], whose alerts are written by hand.
 pub fn expected_instant_alerts(readings: &[Reading]) -> BTreeMap<String, AlertState> {
     let mut core = Processor::new(ProcessorConfig::default());
     let mut out = Output::default();
