@@ -17,8 +17,8 @@ use thermoalert_pipeline::model::{Alert, AlertKind, AlertState, Level};
 use thermoalert_pipeline::topics;
 
 use common::{
-    Server, brokers, expected_instant_alerts, free_port, from_start, get, get_json, hand_checked,
-    headers_of, interleaved, produce, serve, services, simulated,
+    Server, brokers, eventually, expected_instant_alerts, free_port, from_start, get, get_json,
+    hand_checked, headers_of, interleaved, produce, serve, services, simulated,
 };
 
 /// Every server consumes the whole readings topic (and so publishes alerts for the other
@@ -243,20 +243,17 @@ async fn readings_on_real_kafka_come_out_as_alerts_dead_letters_archive_and_page
 
     // The consumer's lag, per partition, from librdkafka's statistics of the real broker:
     // once everything is read and committed, none is left on any partition it holds.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    eventually(90, || {
         let metrics = get(port, "/metrics").unwrap_or_default().body;
         let lag: Vec<f64> = metrics
             .lines()
             .filter(|l| l.starts_with("thermoalert_consumer_lag{partition=\""))
             .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
             .collect();
-        if !lag.is_empty() && lag.iter().all(|&n| n == 0.0) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "consumer lag never reached 0: {lag:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        let done = !lag.is_empty() && lag.iter().all(|&n| n == 0.0);
+        (!done).then(|| format!("consumer lag never reached 0: {lag:?}"))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,11 +281,11 @@ async fn a_crash_mid_stream_loses_no_reading_and_duplicates_no_alert() {
     let wait_archived = |at_least: usize| {
         let archive = archive.clone();
         async move {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while count_lines(&archive) < at_least {
-                assert!(Instant::now() < deadline, "fewer than {at_least} readings archived");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            eventually(60, || {
+                let n = count_lines(&archive);
+                (n < at_least).then(|| format!("{n} readings archived, fewer than {at_least}"))
+            })
+            .await;
         }
     };
     // Crash 1, as soon as anything is archived: most likely before its offsets are
@@ -388,11 +385,11 @@ async fn two_instances_split_the_partitions_and_process_every_reading_once() {
     let flush = [("THERMO_FLUSH_INTERVAL", "4s")];
     let _a = start_server_with(a_dir.path(), &group, free_port(), "a.log", &flush);
     produce(&readings[..third]).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while mine(archived_readings(a_dir.path())).len() < third {
-        assert!(Instant::now() < deadline, "A did not archive the first third");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(60, || {
+        let n = mine(archived_readings(a_dir.path())).len();
+        (n < third).then(|| format!("A archived {n} readings, not the first third ({third})"))
+    })
+    .await;
     let _b = start_server_logging_to(b_dir.path(), &group, free_port(), "b.log");
     // B has joined once it archives anything of what follows.
     let mut rest = readings[third..].chunks(readings[third..].len() / 40);
@@ -467,12 +464,11 @@ async fn a_broker_outage_is_survived_and_nothing_is_lost() {
     let archived = || {
         archived_readings(data.path()).into_iter().filter(|(s, _)| s.starts_with(&prefix)).count()
     };
-    let wait_archived = |n: usize, secs: u64| async move {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while archived() < n {
-            assert!(Instant::now() < deadline, "only {} of {n} readings archived", archived());
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+    let wait_archived = |n: usize, secs: u64| {
+        eventually(secs, move || {
+            let got = archived();
+            (got < n).then(|| format!("only {got} of {n} readings archived"))
+        })
     };
     let status_of = |path: &str| get(port, path).unwrap_or_default().status;
 
@@ -496,11 +492,11 @@ async fn a_broker_outage_is_survived_and_nothing_is_lost() {
     wait_archived(readings.len(), 120).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(archived(), readings.len(), "every reading archived once");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while status_of("/readyz") != 200 {
-        assert!(Instant::now() < deadline, "not ready again after the outage");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually(30, || {
+        let status = status_of("/readyz");
+        (status != 200).then(|| format!("not ready again after the outage: {status}"))
+    })
+    .await;
 }
 
 /// Starts HDFS again when dropped, so a failing outage test leaves it up for the next test.
@@ -667,20 +663,17 @@ async fn a_message_as_large_as_the_broker_takes_is_dead_lettered_and_commits_go_
 
     // The reading after it is archived, and the group's commits pass both messages.
     let readings_dir = data.path().join("archive/temperature_data").join(&probe);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count_lines(&readings_dir) < 1 {
-        assert!(Instant::now() < deadline, "the reading after the large one was not archived");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(30, || {
+        (count_lines(&readings_dir) < 1)
+            .then(|| "the reading after the large one was not archived".into())
+    })
+    .await;
+    eventually(30, || {
         let committed = committed_offsets(&group);
-        if ends.iter().all(|(p, end)| committed.get(p).is_some_and(|c| c >= end)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "commits stalled: {committed:?}, produced to {ends:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+        let done = ends.iter().all(|(p, end)| committed.get(p).is_some_and(|c| c >= end));
+        (!done).then(|| format!("commits stalled: {committed:?}, produced to {ends:?}"))
+    })
+    .await;
 
     // Its dead letter holds the first 64 KiB, and says the original's size and SHA-256
     // (`head -c 1000000 /dev/zero | tr '\0' x | sha256sum`).
@@ -728,11 +721,11 @@ async fn archived_then_frozen(
     let readings = simulated(prefix, sensors, 5, now - 5.0);
     produce(&readings).await;
     let archive = data.join("archive/temperature_data");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while count_lines(&archive) < readings.len() {
-        assert!(Instant::now() < deadline, "the readings were not archived");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(60, || {
+        let n = count_lines(&archive);
+        (n < readings.len()).then(|| format!("{n} of {} readings archived", readings.len()))
+    })
+    .await;
     let thaw = BrokerThawed;
     services(&["pause", "kafka"]);
     (server, thaw)
@@ -764,11 +757,11 @@ async fn a_stop_signal_ends_the_process_in_time_even_with_the_broker_frozen() {
 
     // The broker is frozen; the sensors fall silent, so their offline alerts (after 3 s) wait
     // for the broker: the flush that carries them cannot end.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !get(port, "/metrics").is_some_and(|r| r.body.contains(r#"kind="offline""#)) {
-        assert!(Instant::now() < deadline, "no offline alert was raised");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually(30, || {
+        let raised = get(port, "/metrics").is_some_and(|r| r.body.contains(r#"kind="offline""#));
+        (!raised).then(|| "no offline alert was raised".into())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let exit = stop_within(&mut server, 45).await;
     drop(thaw);
@@ -798,11 +791,11 @@ async fn alerts_indexed_before_a_crash_reach_the_alerts_topic_after_the_restart(
     };
     // The flush before them may first wait out its offset commit to the frozen broker (the
     // request times out after a minute).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while offline_listed() < 2 {
-        assert!(Instant::now() < deadline, "the offline alerts were not indexed");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    eventually(120, || {
+        let n = offline_listed();
+        (n < 2).then(|| format!("{n} of the 2 offline alerts indexed"))
+    })
+    .await;
     server.kill();
     drop(thaw);
 

@@ -218,6 +218,17 @@ pub fn simulated(prefix: &str, sensors: usize, seconds: usize, t0: f64) -> Vec<R
     out
 }
 
+/// Polls `not_yet` every 200 ms until it answers `None`; after `seconds`, fails with its last
+/// answer (what is still missing). For async tests: [`Server::wait_for`] is the blocking form
+/// that also notices the server's exit.
+pub async fn eventually(seconds: u64, mut not_yet: impl FnMut() -> Option<String>) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while let Some(missing) = not_yet() {
+        assert!(Instant::now() < deadline, "{missing} (within {seconds} s)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A sensor whose instant alerts are written down by hand rather than predicted by the core:
 /// one reading a second for `seconds` (at least 100) from `t0` (a whole second), 70 °C but for
 /// three excursions under the default thresholds (HIGH above 80, CRITICAL above 90):
