@@ -51,8 +51,12 @@ fi
 
 # ---- cargo-leptos (exact version: newer ones need a newer rustc)
 if ! cargo leptos --version 2>/dev/null | grep -q " $CARGO_LEPTOS_VERSION\$"; then
-  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (takes ~17 min once)"
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  # A build tool, not the product: built without LTO, in many codegen units and at
+  # opt-level 1 (15 min 53 s on 2 cores, 2026-12-07; its own release profile took ~25).
+  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (once; ~16 min on 2 cores)"
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false \
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
 fi
 
 # ---- wasm-bindgen-cli: must match the wasm-bindgen of Cargo.lock exactly

@@ -13,10 +13,12 @@
 //! [`live::LiveView`] trait.
 
 pub mod downsample;
+pub mod duration;
 pub mod episode;
 mod exact_f64;
 pub mod live;
 pub mod model;
+pub mod notify;
 pub mod offline;
 pub mod parse;
 pub mod processor;

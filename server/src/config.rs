@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use thermoalert_pipeline::duration::parse_duration;
 use thermoalert_pipeline::parse::ParseLimits;
 use thermoalert_pipeline::processor::ProcessorConfig;
 use thermoalert_pipeline::rules::{
@@ -50,6 +51,16 @@ pub enum Command {
     /// Manage the operators who may acknowledge alerts and change thresholds.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Notification settings: contact points, routes, silences.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Check a notifications file (as `serve` will): every entry, and the environment
+    /// variables its secrets name. Prints what it sets up, or the first bad entry.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,21 +342,6 @@ pub fn parse_chance(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A positive duration as people write it (`250ms`, `10s`, `5m`, `1h 30m`, `30d`: humantime's
-/// units), or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let duration = match s.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => humantime::parse_duration(s)
-            .map_err(|e| format!("`{s}` is not a duration like 10s, 500ms or 5m: {e}"))?,
-    };
-    if duration.is_zero() {
-        return Err(format!("`{s}` must be a positive duration"));
-    }
-    Ok(duration)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,23 +372,6 @@ mod tests {
         assert!(text.contains("kafka_brokers=embedded"), "{text}");
         assert!(text.contains("retention=2592000s"), "{text}");
         assert!(text.contains("sim_sensors=5"), "{text}");
-    }
-
-    #[test]
-    fn durations_take_common_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("0s").unwrap_err().contains("positive"));
-        assert!(parse_duration("0").unwrap_err().contains("positive"));
-        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
-        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
-        assert!(parse_duration("3x").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("-5s").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("not a duration"));
     }
 
     #[test]

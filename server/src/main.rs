@@ -27,7 +27,7 @@ use thermoalert_pipeline::upkeep::{self, ArchiveGate, Upkeep};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::config::{Cli, Command, LogFormat, ServeArgs, SimulateArgs};
+use crate::config::{Cli, Command, LogFormat, NotifyCommand, ServeArgs, SimulateArgs};
 
 /// Capacity of the live broadcast, in batches: how far a browser may fall behind before it
 /// skips ahead (a batch holds about `live::BATCH_BYTES`).
@@ -126,6 +126,13 @@ async fn run() -> anyhow::Result<()> {
         Some(Command::Simulate(args)) => simulate(args).await,
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Operator(command)) => operators::run(command),
+        Some(Command::Notify(NotifyCommand::Check { file })) => {
+            let (_, notify) = thermoalert_pipeline::notify::file::load(&file)?;
+            let (c, r, s) =
+                (notify.contact_points.len(), notify.routes.len(), notify.silences.len());
+            println!("{}: {c} contact points, {r} routes, {s} silences: OK", file.display());
+            Ok(())
+        }
         // `thermoalert` alone serves, with the flags' environment fallbacks.
         None => serve(Cli::parse_from(["thermoalert", "serve"]).serve_args()).await,
     }

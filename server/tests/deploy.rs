@@ -845,3 +845,37 @@ mod smoke {
         assert!(text.contains(HDFS), "the start-up log names the HDFS archive:\n{text}");
     }
 }
+
+/// The README's notifications example, checked by `thermoalert notify check` as written: with
+/// its secrets' variables set it passes, without them the error names the entry and variable.
+#[test]
+fn the_readme_notifications_example_passes_its_own_check() {
+    let readme = read("README.md");
+    let section = readme.split("## Notifications").nth(1).expect("a notifications section");
+    let example = section.split("```toml\n").nth(1).and_then(|s| s.split("```").next());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notify.toml");
+    std::fs::write(&file, example.expect("a TOML example")).unwrap();
+    let check = |env: &[(&str, &str)]| {
+        let out = thermoalert()
+            .args(["notify", "check"])
+            .arg(&file)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let secrets = [("THERMO_SMTP_PASSWORD", "pw"), ("THERMO_HOOK_SECRET", "key")];
+    let (ok, text) = check(&secrets);
+    assert!(ok, "{text}");
+    assert!(text.contains("2 contact points, 1 routes, 1 silences: OK"), "{text}");
+    let (ok, text) = check(&secrets[1..]);
+    assert!(!ok, "a secret's variable is missing: {text}");
+    assert!(text.contains("contact point 1 (`night-shift`)"), "{text}");
+    assert!(text.contains("`THERMO_SMTP_PASSWORD` is not set"), "{text}");
+}
